@@ -1,0 +1,135 @@
+"""Gore censoring service: a classifier and a segmenter service, chained by Censor.
+
+    bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+import numpy as np
+from pydantic import Field
+
+with bentoml.importing():
+    from pipeline.censoring import Censorer, Upload
+    from pipeline.config import CensorStyle, get_settings
+    from pipeline.errors import InvalidRequest, PipelineError
+    from pipeline.http_api import error_response, images_app, upload_filename
+    from pipeline.metadata_store import FileSystemStore
+    from pipeline.model_store import load_for_serving, servable_info, stored_model
+    from pipeline.schemas import BatchItem, CensorOptions, CensorResult, ModelInfo
+    from pipeline.upload_guard import FormSpec, UploadGuard
+
+settings = get_settings()
+batching = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
+model_service = {"resources": settings.model_resources(), "traffic": {"timeout": settings.request_timeout_s}}
+Threshold = Annotated[float, Field(ge=0.0, le=1.0, description="Gore probability at which to censor.")]
+
+
+@bentoml.service(**model_service)
+class Classifier:
+    """(N, S, S, 3) raw RGB -> (N,) gore probabilities."""
+
+    model_ref = bentoml.models.BentoModel(settings.classifier_tag)
+
+    @bentoml.on_deployment
+    def refuse_untrained() -> None:  # Once, before workers start: a clean exit, not a restart loop.
+        servable_info(stored_model(settings.classifier_tag), allow_untrained=settings.allow_untrained)
+
+    def __init__(self) -> None:
+        self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
+
+    @bentoml.api(**batching)
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        return self.model.predict_on_batch(images.astype(np.float32)).reshape(-1)
+
+    @bentoml.api
+    def info(self) -> ModelInfo:
+        return self.model_info
+
+
+@bentoml.service(**model_service)
+class Segmenter:
+    """(N, S, S, 3) raw RGB -> (N, S, S) per-pixel gore probabilities."""
+
+    model_ref = bentoml.models.BentoModel(settings.segmenter_tag)
+
+    @bentoml.on_deployment
+    def refuse_untrained() -> None:  # Once, before workers start: a clean exit, not a restart loop.
+        servable_info(stored_model(settings.segmenter_tag), allow_untrained=settings.allow_untrained)
+
+    def __init__(self) -> None:
+        self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
+
+    @bentoml.api(**batching)
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        return self.model.predict_on_batch(images.astype(np.float32))[..., 0]
+
+    @bentoml.api
+    def info(self) -> ModelInfo:
+        return self.model_info
+
+
+store = FileSystemStore(settings.data_dir)
+
+
+@bentoml.asgi_app(images_app(store), path="/images")
+@bentoml.service(traffic={"timeout": settings.request_timeout_s})
+class Censor:
+    classifier = bentoml.depends(Classifier, url=settings.classifier_url)
+    segmenter = bentoml.depends(Segmenter, url=settings.segmenter_url)
+
+    def __init__(self) -> None:
+        self._censorer: Censorer | None = None
+
+    async def censorer(self) -> Censorer:
+        if self._censorer is None:  # The model services say which models they serve.
+            self._censorer = Censorer(
+                store=store,
+                classify=self.classifier.to_async.classify,
+                segment=self.segmenter.to_async.segment,
+                classifier=ModelInfo.model_validate(await self.classifier.to_async.info()),
+                segmenter=ModelInfo.model_validate(await self.segmenter.to_async.info()),
+                seg_threshold=settings.seg_threshold,
+                max_upload_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_pixels,
+            )
+        return self._censorer
+
+    @bentoml.api(route="/censor")
+    async def censor(
+        self, image: Path, threshold: Threshold = settings.threshold, style: CensorStyle = settings.style
+    ) -> CensorResult:
+        """Classify one image; when gore_probability >= threshold, censor it. Answers the metadata JSON."""
+        [outcome] = await (await self.censorer()).censor(
+            [Upload(image, upload_filename(image))], CensorOptions(threshold=threshold, style=style)
+        )
+        return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
+
+    @bentoml.api(route="/censor/batch")
+    async def censor_batch(
+        self, images: list[Path], threshold: Threshold = settings.threshold, style: CensorStyle = settings.style
+    ) -> list[BatchItem]:
+        """Several images in field `images`, batched through both models; each file fails alone."""
+        if not 0 < len(images) <= settings.max_batch_images:
+            return error_response(InvalidRequest(f"send 1 to {settings.max_batch_images} files in field 'images', got {len(images)}"))
+        uploads = [Upload(path, upload_filename(path)) for path in images]
+        outcomes = await (await self.censorer()).censor(uploads, CensorOptions(threshold=threshold, style=style))
+        return [
+            BatchItem(filename=o.filename, status=200, result=o)
+            if isinstance(o, CensorResult)
+            else BatchItem(filename=u.filename, status=int(o.status), error=str(o))
+            for u, o in zip(uploads, outcomes, strict=True)
+        ]
+
+
+text_fields, slack = {"threshold": False, "style": False}, 1024 * 1024  # Slack: multipart framing, text fields.
+Censor.add_asgi_middleware(
+    UploadGuard,
+    routes={
+        "/censor": FormSpec({"image": True, **text_fields}, settings.max_upload_bytes + slack),
+        "/censor/batch": FormSpec({"images": True, **text_fields}, settings.max_upload_bytes * settings.max_batch_images + slack),
+    },
+)

@@ -1,0 +1,130 @@
+"""`gore-censor`: put models into the store, and censor files without a server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import CensorStyle, get_settings
+
+app = typer.Typer(help="Gore classification and censoring.", no_args_is_help=True, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Build, import and list the models in the BentoML model store.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+ProfileOption = Annotated[str, typer.Option(help="Model profile: a file models/<name>.yaml.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@models_app.command("build")
+def build(
+    profile: ProfileOption = "demo",
+    weights: Annotated[str, typer.Option(help="Encoder weights: 'imagenet' (needs network) or 'none'.")] = "imagenet",
+) -> None:
+    """Build a profile's models fresh and register them as UNTRAINED (servable only as a dry run)."""
+    from pipeline.errors import WeightsUnavailable
+    from pipeline.model_store import build_profile_model, register_model
+    from pipeline.profiles import load_profile
+
+    try:
+        spec = load_profile(profile)
+        for role in ("classifier", "segmenter"):
+            with console.status(f"building {profile} {role}"):
+                model = build_profile_model(spec, role, weights=None if weights == "none" else weights)
+            tag = register_model(model, role=role, profile=spec, trained=False, source=f"built, encoder weights {weights}")
+            console.print(f"{role}: {tag} ({model.count_params():,} parameters, untrained)")
+    except (ValueError, WeightsUnavailable) as error:
+        raise _fail(str(error)) from None
+
+
+@models_app.command("import")
+def import_weights(
+    classifier: Annotated[Path, typer.Option(help="Classifier trained elsewhere: .keras, or .h5 model or weights.")],
+    segmenter: Annotated[Path, typer.Option(help="Segmenter trained elsewhere: .keras, or .h5 model or weights.")],
+    profile: ProfileOption = "thesis",
+) -> None:
+    """Register models trained elsewhere as the profile's TRAINED models."""
+    from pipeline.model_store import load_weights_file, register_model
+    from pipeline.profiles import load_profile
+
+    try:
+        spec = load_profile(profile)
+        for role, path in (("classifier", classifier), ("segmenter", segmenter)):
+            model = load_weights_file(path, spec, role)
+            tag = register_model(model, role=role, profile=spec, trained=True, source=f"imported from {path.name}")
+            console.print(f"{role}: {tag} ({model.count_params():,} parameters)")
+    except (ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """The gore-censor models in the store, newest first."""
+    import bentoml
+
+    table = Table("tag", "profile", "role", "architecture", "parameters", "trained", "demo")
+    for stored in sorted(bentoml.models.list(), key=lambda m: m.info.creation_time, reverse=True):
+        meta = stored.info.metadata
+        if "role" in meta:
+            table.add_row(
+                str(stored.tag), meta["profile"], meta["role"], meta["architecture"], f"{meta['parameters']:,}",
+                str(meta["trained"]), str(meta["demo"]),
+            )
+    Console().print(table)
+
+
+@app.command()
+def censor(
+    files: Annotated[list[Path], typer.Argument(help="Image files.", exists=True, dir_okay=False)],
+    threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Gore probability to censor at.")] = None,
+    style: Annotated[Optional[str], typer.Option(help="black, blur or pixelate.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where results go (default GORE_DATA_DIR).")] = None,
+    allow_untrained: Annotated[bool, typer.Option(help="Dry run with untrained models.")] = False,
+) -> None:
+    """Run the pipeline in-process and write the same JSON and files as the service; prints the JSON."""
+    from pipeline.censoring import Censorer, Upload
+    from pipeline.errors import ModelNotReady, PipelineError
+    from pipeline.local_models import local_model
+    from pipeline.metadata_store import FileSystemStore
+    from pipeline.schemas import CensorOptions
+
+    settings = get_settings()
+    if style is not None and style not in ("black", "blur", "pixelate"):
+        raise _fail(f"--style must be black, blur or pixelate, not {style!r}")
+    try:
+        classify, classifier_info = local_model(settings.classifier_tag, allow_untrained or settings.allow_untrained)
+        segment, segmenter_info = local_model(settings.segmenter_tag, allow_untrained or settings.allow_untrained)
+    except ModelNotReady as error:
+        raise _fail(str(error)) from None
+    censorer = Censorer(
+        store=FileSystemStore(data_dir or settings.data_dir),
+        classify=classify,
+        segment=segment,
+        classifier=classifier_info,
+        segmenter=segmenter_info,
+        seg_threshold=settings.seg_threshold,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+    )
+    options = CensorOptions(threshold=settings.threshold if threshold is None else threshold,
+                            style=style or settings.style)
+    outcomes = asyncio.run(censorer.censor([Upload(path, path.name) for path in files], options))
+    failed = 0
+    for path, outcome in zip(files, outcomes, strict=True):
+        if isinstance(outcome, PipelineError):
+            failed += 1
+            console.print(f"[red]{path}[/]: {outcome}")
+        else:
+            print(json.dumps(outcome.model_dump(mode="json")))
+    if failed:
+        raise typer.Exit(code=1)

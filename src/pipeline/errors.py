@@ -1,0 +1,37 @@
+"""Errors a client can cause, each carrying the HTTP status it deserves."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class PipelineError(Exception):
+    """Base class: `status` is the HTTP status, the message is shown to the client as is."""
+
+    status: HTTPStatus = HTTPStatus.BAD_REQUEST
+
+
+class InvalidImage(PipelineError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class UploadTooLarge(PipelineError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class InvalidRequest(PipelineError):
+    status = HTTPStatus.BAD_REQUEST
+
+
+class NotFound(PipelineError):
+    status = HTTPStatus.NOT_FOUND
+
+
+class ModelNotReady(PipelineError):
+    """The model store lacks a model, or holds one that must not be served."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be fetched (offline machine, blocked network)."""
