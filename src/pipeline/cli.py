@@ -16,7 +16,7 @@ from pipeline.config import CensorStyle, get_settings
 app = typer.Typer(help="Gore classification and censoring.", no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="Build, import and list the models in the BentoML model store.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ProfileOption = Annotated[str, typer.Option(help="Model profile: a file models/<name>.yaml.")]
 
@@ -45,6 +45,32 @@ def build(
             console.print(f"{role}: {tag} ({model.count_params():,} parameters, untrained)")
     except (ValueError, WeightsUnavailable) as error:
         raise _fail(str(error)) from None
+
+
+@models_app.command("ensure")
+def ensure(profile: ProfileOption = "demo") -> None:
+    """Make sure the store holds the profile's models: demo models are built if missing."""
+    import bentoml
+
+    from pipeline.model_store import model_name
+
+    def stored(role: str) -> bool:
+        try:
+            return bool(bentoml.models.list(model_name(role, profile)))
+        except bentoml.exceptions.NotFound:
+            return False
+
+    missing = [role for role in ("classifier", "segmenter") if not stored(role)]
+    if not missing:
+        console.print(f"the store holds the {profile} models")
+        return
+    if profile != "demo":
+        raise _fail(
+            f"the store has no {profile} {' or '.join(missing)}: import weights trained elsewhere with "
+            f"`gore-censor models import --profile {profile} --classifier FILE --segmenter FILE`"
+        )
+    console.print("[bold yellow]no demo models in the store: building UNTRAINED demo models (dry run only)[/]")
+    build(profile=profile, weights="none")
 
 
 @models_app.command("import")
@@ -80,7 +106,10 @@ def list_models() -> None:
                 str(stored.tag), meta["profile"], meta["role"], meta["architecture"], f"{meta['parameters']:,}",
                 str(meta["trained"]), str(meta["demo"]),
             )
-    Console().print(table)
+    out = Console()
+    if not out.is_terminal:  # Piped or captured: full tags, not cut to 80 columns.
+        out.width = 250
+    out.print(table)
 
 
 @app.command()
@@ -123,7 +152,7 @@ def censor(
     for path, outcome in zip(files, outcomes, strict=True):
         if isinstance(outcome, PipelineError):
             failed += 1
-            console.print(f"[red]{path}[/]: {outcome}")
+            console.print(f"[red]error:[/] {outcome}", markup=True, highlight=False)
         else:
             print(json.dumps(outcome.model_dump(mode="json")))
     if failed:

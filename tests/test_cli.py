@@ -1,0 +1,56 @@
+"""`gore-censor`: the offline path writes what the service writes; models in and out of the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from images import red_blob_pixels
+
+GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
+
+
+def run(*args, env=None):
+    return subprocess.run([GORE_CENSOR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_censor_files_offline_like_the_service(red_model_tags, sample_images, tmp_path):
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path)}
+    done = run("censor", str(sample_images.red_blob), str(sample_images.green), env=env)
+    assert done.returncode == 0, done.stderr
+    red, green = (json.loads(line) for line in done.stdout.splitlines())
+    assert red["gore"] and not green["gore"] and red["models"]["classifier"] == red_model_tags["classifier"]
+    folder = tmp_path / "images" / red["id"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["original.png", "censored.png", "mask.png", f"{red['id']}.json"])
+    censored, mask = np.asarray(Image.open(folder / "censored.png")), np.asarray(Image.open(folder / "mask.png"))
+    original = red_blob_pixels()
+    assert np.array_equal(censored[mask == 0], original[mask == 0]) and not censored[mask == 255].any()
+    assert json.loads((folder / f"{red['id']}.json").read_text()) == red
+
+
+def test_censor_reports_bad_files_and_exits_non_zero(red_model_tags, sample_images, tmp_path):
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path)}
+    done = run("censor", str(sample_images.not_an_image), str(sample_images.green), "--style", "blur", env=env)
+    assert done.returncode == 1
+    assert "not an image format" in done.stderr and json.loads(done.stdout)["style"] == "blur"
+
+
+def test_censor_without_models_says_what_to_run(tmp_path, sample_images):
+    done = run("censor", str(sample_images.green), env={"GORE_PROFILE": "absent", "GORE_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 2 and "make models" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_models_list_shows_what_the_store_holds(red_model_tags):
+    done = run("models", "list")
+    assert done.returncode == 0 and red_model_tags["classifier"] in done.stdout.replace("\n", "")
+
+
+def test_import_reports_a_missing_file_clearly(tmp_path):
+    done = run("models", "import", "--profile", "demo", "--classifier", str(tmp_path / "c.keras"), "--segmenter", str(tmp_path / "s.h5"))
+    assert done.returncode == 2 and "no such weights file" in done.stderr and "Traceback" not in done.stderr
