@@ -12,7 +12,7 @@ DRY_RUN ?= $(if $(filter demo,$(PROFILE)),1,0)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -31,3 +31,29 @@ test: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# ---- Deployment (README "Deploy") ----
+WHEEL := dist/gore_censor-0.1.0-py3-none-any.whl
+BASE_IMAGE ?= gore-censor:cpu
+MODEL_IMAGE ?= gore-censor-models:$(PROFILE)
+
+.PHONY: wheel bento images model-archives model-image
+
+wheel: install
+	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
+
+bento: wheel  ## a bento of the three services and the $(PROFILE) models
+	$(BIN)/gore-censor models ensure --profile $(PROFILE)
+	GORE_PROFILE=$(PROFILE) $(BIN)/bentoml build --label profile=$(PROFILE)
+
+images:  ## needs a Docker engine
+	docker build -f docker/Dockerfile -t gore-censor:cpu .
+	docker build -f docker/Dockerfile.gpu -t gore-censor:gpu .
+
+model-archives: install  ## the $(PROFILE) models as `bentoml models export` archives in build/models
+	rm -rf build/models && mkdir -p build/models
+	for role in classifier segmenter; do \
+	  $(BIN)/bentoml models export gore-$$role-$(PROFILE):latest build/models/gore-$$role-$(PROFILE).bentomodel; done
+
+model-image: model-archives  ## BASE_IMAGE plus the model store (Kubernetes)
+	docker build -f docker/Dockerfile.models --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(MODEL_IMAGE) .

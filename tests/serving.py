@@ -24,17 +24,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(port: int) -> list[str]:
-    return [BENTOML, "serve", "service:Censor", "--host", "127.0.0.1", "-p", str(port)]
+def serve_command(port: int, target: str = "service:Censor") -> list[str]:
+    return [BENTOML, "serve", target, "--host", "127.0.0.1", "-p", str(port)]
 
 
 @contextmanager
-def bentoml_server(env: dict[str, str], log_path: Path, timeout_s: float = 300) -> Iterator[str]:
-    """Yield the base URL once /readyz answers 200 (all three services up)."""
+def bentoml_server(
+    env: dict[str, str], log_path: Path, timeout_s: float = 300, target: str = "service:Censor", cwd: Path = REPO
+) -> Iterator[str]:
+    """Yield the base URL once /readyz answers 200 (the service and its dependencies are up)."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            serve_command(port), cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            serve_command(port, target), cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"

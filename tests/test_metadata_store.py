@@ -32,7 +32,7 @@ def test_layout_is_one_folder_per_image(tmp_path):
     folder = tmp_path / "images" / ID
     assert sorted(p.name for p in folder.iterdir()) == sorted(["original.jpg", "censored.png", f"{ID}.json"])
     assert store.get_metadata(ID) == _result()
-    assert store.artifact_path(ID, "censored").read_bytes() == b"png"
+    assert store.get_artifact(ID, "censored") == b"png"
 
 
 def test_writes_leave_no_temporary_files_and_are_readable_by_others(tmp_path):
@@ -56,7 +56,7 @@ def test_unknown_images_and_artifacts(tmp_path):
     store = FileSystemStore(tmp_path)
     assert store.get_metadata(ID) is None
     with pytest.raises(NotFound, match="no censored image"):
-        store.artifact_path(ID, "censored")
+        store.get_artifact(ID, "censored")
 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "AB" * 32, "ab" * 31, "", "ab" * 32 + "/x"])

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import NotFound, PipelineError
-from pipeline.metadata_store import FileSystemStore, check_id
+from pipeline.metadata_store import ImageStore, check_id
 
 
 def error_response(error: PipelineError) -> JSONResponse:
@@ -28,7 +28,7 @@ def upload_filename(spooled: Path) -> str:
     return name[11:] if name.startswith("tmp") and len(name) > 11 else "upload"
 
 
-def images_app(store: FileSystemStore) -> Starlette:
+def images_app(store: ImageStore) -> Starlette:
     """GET /images/{id}, /images/{id}/censored, /images/{id}/mask (mounted under /images)."""
 
     async def metadata(request: Request):
@@ -44,10 +44,10 @@ def images_app(store: FileSystemStore) -> Starlette:
     def artifact(kind: str):
         async def serve(request: Request):
             try:
-                path = store.artifact_path(check_id(request.path_params["image_id"]), kind)
+                png = store.get_artifact(check_id(request.path_params["image_id"]), kind)
             except PipelineError as error:
                 return error_response(error)
-            return FileResponse(path, media_type="image/png")
+            return Response(png, media_type="image/png")
 
         return serve
 

@@ -39,7 +39,7 @@ class ImageStore(Protocol):
     def put_artifact(self, image_id: str, artifact: Artifact, png: bytes) -> None: ...
     def put_metadata(self, result: CensorResult) -> None: ...
     def get_metadata(self, image_id: str) -> CensorResult | None: ...
-    def artifact_path(self, image_id: str, artifact: Artifact) -> Path: ...
+    def get_artifact(self, image_id: str, artifact: Artifact) -> bytes: ...
     def delete_artifacts(self, image_id: str) -> None: ...
 
 
@@ -81,11 +81,12 @@ class FileSystemStore:
             return None
         return CensorResult.model_validate_json(path.read_bytes())
 
-    def artifact_path(self, image_id: str, artifact: Artifact) -> Path:
+    def get_artifact(self, image_id: str, artifact: Artifact) -> bytes:
         path = self.folder(image_id) / f"{artifact}.png"
-        if not path.exists():
-            raise NotFound(f"image {image_id} has no {artifact} image (it was not classified as gore, or is unknown)")
-        return path
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"image {image_id} has no {artifact} image (it was not classified as gore, or is unknown)") from None
 
     def delete_artifacts(self, image_id: str) -> None:
         """A re-run that finds no gore must not leave an older censored child behind."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "models"
+# The repository's models/ folder; an installed (non-editable) package is told where it is.
+PROFILES_DIR = Path(os.environ.get("GORE_PROFILES_DIR") or Path(__file__).resolve().parents[2] / "models")
 
 
 class MemberSpec(BaseModel):
