@@ -41,7 +41,7 @@ def test_registered_models_carry_their_metadata(demo_profile, demo_classifier):
     assert tag.startswith("gore-classifier-demo:")
     assert meta == {
         "profile": "demo", "role": "classifier", "architecture": demo_profile.classifier.architecture,
-        "input_size": 224, "threshold": 0.5, "parameters": demo_classifier.count_params(), "trained": False,
+        "input_size": demo_profile.classifier.input_size, "threshold": 0.5, "parameters": demo_classifier.count_params(), "trained": False,
         "demo": True, "source": "test", "metrics": {},
     }
     assert bentoml.models.get(tag).info.labels["demo"] == "true"

@@ -11,11 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import CensorStyle, get_settings
+from pipeline.cli_data import data_app
+from pipeline.cli_train import evaluate_app, train_app
+from pipeline.config import get_settings
 
 app = typer.Typer(help="Gore classification and censoring.", no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="Build, import and list the models in the BentoML model store.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
 console = Console(stderr=True, soft_wrap=True)
 
 ProfileOption = Annotated[str, typer.Option(help="Model profile: a file models/<name>.yaml.")]
@@ -69,8 +74,10 @@ def ensure(profile: ProfileOption = "demo") -> None:
             f"the store has no {profile} {' or '.join(missing)}: import weights trained elsewhere with "
             f"`gore-censor models import --profile {profile} --classifier FILE --segmenter FILE`"
         )
-    console.print("[bold yellow]no demo models in the store: building UNTRAINED demo models (dry run only)[/]")
-    build(profile=profile, weights="none")
+    console.print("[bold yellow]no demo models in the store: training them on SYNTHETIC data (about 15 minutes)[/]")
+    from pipeline.training.demo import train_demo
+
+    train_demo(Path("build/demo"), console=console)
 
 
 @models_app.command("import")

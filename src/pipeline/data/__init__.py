@@ -1,0 +1,1 @@
+"""Data sets in the thesis' formats, converted to one manifest (`dataset.json`)."""

@@ -1,0 +1,75 @@
+"""A short real training run: the loss falls, checkpoints resume, and the service serves the result."""
+
+from __future__ import annotations
+
+import csv
+
+import httpx
+import numpy as np
+import pytest
+
+from pipeline.data.split import split_dataset
+from pipeline.data.synthetic import generate
+from pipeline.model_store import register_model
+from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
+from pipeline.training.trainers import TrainConfig, train_member, train_segmenter, train_vote
+from serving import bentoml_server
+
+TINY = Profile(
+    name="tinytest", demo=True, description="DEMO test models: 64 px, a few steps of training.",
+    classifier=ClassifierSpec(input_size=64, members=[MemberSpec(name="tiny_wrl", architecture="mobilenetv2_035", loss="wrl")]),
+    segmenter=SegmenterSpec(input_size=64, backbone="mobilenetv2"),
+)
+CONFIG = TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, weights=None, verbose=0)
+
+
+def losses(run_dir) -> list[float]:
+    with open(run_dir / "log.csv") as file:
+        return [float(row["loss"]) for row in csv.DictReader(file)]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-synthetic")
+    split_dataset(generate(folder, 48, seed=2, size=96), seed=2).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    member, _ = train_member(tiny_data, TINY.classifier.members[0], runs / "member", CONFIG, input_size=64)
+    classifier, _ = train_vote(tiny_data, [member], CONFIG, input_size=64, name="tiny_classifier")
+    segmenter, metrics = train_segmenter(tiny_data, TINY.segmenter, runs / "segmenter", CONFIG)
+    return runs, classifier, segmenter, metrics
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(trained):
+    runs, _, _, metrics = trained
+    for run in ("member", "segmenter"):
+        history = losses(runs / run)
+        assert len(history) == 4 and history[-1] < history[0], f"{run}: {history}"
+        assert (runs / run / "best.keras").is_file() and (runs / run / "last.keras").is_file()
+    with open(runs / "segmenter" / "log.csv") as file:
+        assert "val_iou" in next(csv.DictReader(file)), "per-epoch logs carry the validation score"
+    assert 0.0 <= metrics["iou"] <= 1.0
+
+
+def test_a_run_resumes_where_it_stopped(trained, tiny_data):
+    runs = trained[0]
+    longer = TrainConfig(**{**CONFIG.__dict__, "epochs": 5})
+    train_member(tiny_data, TINY.classifier.members[0], runs / "member", longer, input_size=64, resume=True)
+    assert len(losses(runs / "member")) == 5, "one more epoch, appended to the same log"
+
+
+def test_the_service_serves_freshly_trained_models(trained, sample_images, tmp_path):
+    _, classifier, segmenter, _ = trained
+    register_model(classifier, role="classifier", profile=TINY, trained=True, source="tests/test_training.py", metrics={"test": 1})
+    register_model(segmenter, role="segmenter", profile=TINY, trained=True, source="tests/test_training.py")
+    with bentoml_server({"GORE_PROFILE": "tinytest", "GORE_DATA_DIR": str(tmp_path)}, tmp_path / "serve.log") as url:
+        response = httpx.post(f"{url}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, data={"threshold": "0"},
+                              timeout=120)
+    body = response.json()
+    assert response.status_code == 200 and body["dry_run"] is False and body["demo"] is True
+    assert body["gore"] is True and body["censored"] is not None and "DEMO MODELS" in body["notice"]
+    assert np.isfinite(body["gore_probability"])
