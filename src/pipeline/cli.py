@@ -53,8 +53,11 @@ def build(
 
 
 @models_app.command("ensure")
-def ensure(profile: ProfileOption = "demo") -> None:
-    """Make sure the store holds the profile's models: demo models are built if missing."""
+def ensure(
+    profile: ProfileOption = "demo",
+    work_dir: Annotated[Path, typer.Option(help="Where demo training keeps its data and runs.")] = Path("build/demo"),
+) -> None:
+    """Make sure the store holds the profile's models: demo models are trained if missing."""
     import bentoml
 
     from pipeline.model_store import model_name
@@ -77,7 +80,7 @@ def ensure(profile: ProfileOption = "demo") -> None:
     console.print("[bold yellow]no demo models in the store: training them on SYNTHETIC data (about 15 minutes)[/]")
     from pipeline.training.demo import train_demo
 
-    train_demo(Path("build/demo"), console=console)
+    train_demo(work_dir, console=console)
 
 
 @models_app.command("import")

@@ -47,20 +47,35 @@ def segmenter_augmentation(size: int) -> A.Compose:
     ])
 
 
-class ClassifierBatches(tf_keras.utils.Sequence):
-    def __init__(self, images: list[np.ndarray], labels: np.ndarray, *, batch_size: int, size: int, augment: bool, seed: int = 0):
+class _ShuffledBatches(tf_keras.utils.Sequence):
+    """Batches over `count` items, reshuffled after every epoch when `shuffle`."""
+
+    def __init__(self, count: int, batch_size: int, *, shuffle: bool, seed: int):
         super().__init__()
-        self.images, self.labels, self.batch_size, self.size = images, labels.astype(np.float32), batch_size, size
-        self.augmentation = classifier_augmentation() if augment else None
+        self.batch_size, self.shuffle = batch_size, shuffle
         self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(images))
+        self.order = np.arange(count)
         self.on_epoch_end()
 
     def __len__(self) -> int:
-        return int(np.ceil(len(self.images) / self.batch_size))
+        return int(np.ceil(len(self.order) / self.batch_size))
+
+    def chosen(self, index: int) -> np.ndarray:
+        return self.order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+
+
+class ClassifierBatches(_ShuffledBatches):
+    def __init__(self, images: list[np.ndarray], labels: np.ndarray, *, batch_size: int, size: int, augment: bool, seed: int = 0):
+        self.images, self.labels, self.size = images, labels.astype(np.float32), size
+        self.augmentation = classifier_augmentation() if augment else None
+        super().__init__(len(images), batch_size, shuffle=augment, seed=seed)
 
     def __getitem__(self, index: int):
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = self.chosen(index)
         batch = []
         for i in chosen:
             image = self.images[i]
@@ -69,32 +84,18 @@ class ClassifierBatches(tf_keras.utils.Sequence):
             batch.append(model_input(image, self.size))
         return np.stack(batch).astype(np.float32), self.labels[chosen, None]
 
-    def on_epoch_end(self) -> None:
-        if self.augmentation is not None:
-            self.rng.shuffle(self.order)
 
-
-class SegmenterBatches(tf_keras.utils.Sequence):
+class SegmenterBatches(_ShuffledBatches):
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray], *, batch_size: int, size: int, seed: int = 0):
-        super().__init__()
-        self.images, self.masks, self.batch_size, self.size = images, masks, batch_size, size
+        self.images, self.masks = images, masks
         self.augmentation = segmenter_augmentation(size)
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(images))
-        self.on_epoch_end()
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.images) / self.batch_size))
+        super().__init__(len(images), batch_size, shuffle=True, seed=seed)
 
     def __getitem__(self, index: int):
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        pairs = [self.augmentation(image=self.images[i], mask=self.masks[i]) for i in chosen]
+        pairs = [self.augmentation(image=self.images[i], mask=self.masks[i]) for i in self.chosen(index)]
         images = np.stack([p["image"] for p in pairs]).astype(np.float32)
         masks = np.stack([p["mask"] for p in pairs]).astype(np.float32)[..., None]
         return images, masks
-
-    def on_epoch_end(self) -> None:
-        self.rng.shuffle(self.order)
 
 
 def whole_images(images: list[np.ndarray], size: int) -> np.ndarray:

@@ -66,6 +66,27 @@ def follow_batch_statistics(model: tf_keras.Model, momentum: float = 0.9) -> Non
             layer.momentum = momentum
 
 
+def _layers(model: tf_keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def copy_encoder(source: tf_keras.Model, target: tf_keras.Model) -> int:
+    """Start `target` from `source`'s layers of the same name and weight shapes (for example a
+    member's MobileNetV2 encoder from a trained FPN-MobileNetV2 segmenter's). Returns the count."""
+    by_name = {layer.name: layer for layer in _layers(source) if layer.weights}
+    copied = 0
+    for layer in _layers(target):
+        other = by_name.get(layer.name)
+        if layer.weights and other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(other.get_weights())
+            copied += 1
+    return copied
+
+
 def _logged_epochs(log: Path) -> int:
     if not log.is_file():
         return 0
@@ -100,8 +121,9 @@ def _fit(
 
 
 def train_member(data_dir: Path, member: MemberSpec, run_dir: Path, config: TrainConfig, *, input_size: int = 224,
-                 resume: bool = False) -> tuple[tf_keras.Model, dict[str, float]]:
-    """One classifier member, early-stopped on validation Double F1."""
+                 resume: bool = False, encoder_from: tf_keras.Model | None = None) -> tuple[tf_keras.Model, dict[str, float]]:
+    """One classifier member, early-stopped on validation Double F1; `encoder_from` starts its
+    encoder from another trained model's matching layers (see `copy_encoder`)."""
     dataset = Dataset.load(data_dir)
     train, validation = split_samples(dataset, "train"), split_samples(dataset, "validation")
     labels = np.array([s.gore for s in train])
@@ -112,6 +134,8 @@ def train_member(data_dir: Path, member: MemberSpec, run_dir: Path, config: Trai
     score = ValidationScore("double_f1", val_x, lambda p: classification_metrics(val_y, p)["double_f1"])
     tf_keras.utils.set_random_seed(config.seed)
     model = build_member(member.architecture, weights=config.weights, input_size=input_size, name=member.name)
+    if encoder_from is not None and not copy_encoder(encoder_from, model):
+        raise ValueError(f"{encoder_from.name} shares no layers with a {member.architecture} member")
 
     def compile_model(m):
         m.compile(tf_keras.optimizers.Adam(config.learning_rate), loss=CLASSIFICATION_LOSSES[member.loss]())
