@@ -71,7 +71,8 @@ def test_import_a_whole_keras_model(tmp_path, demo_profile, demo_classifier):
     path = tmp_path / "mine.keras"
     demo_classifier.save(path)
     imported = load_weights_file(path, demo_profile, "classifier")
-    image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+    size = demo_profile.classifier.input_size
+    image = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
     np.testing.assert_allclose(imported.predict(image, verbose=0), demo_classifier.predict(image, verbose=0), rtol=1e-5)
 
 
@@ -82,7 +83,8 @@ def test_import_bare_h5_weights_into_the_profile_architecture(tmp_path, demo_pro
     path = tmp_path / "fpn_weights.h5"
     fpn.save_weights(path)
     imported = load_weights_file(path, demo_profile, "segmenter")
-    image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+    size = demo_profile.segmenter.input_size
+    image = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
     np.testing.assert_allclose(imported.predict(image, verbose=0), segmenter.predict(image, verbose=0), rtol=1e-4, atol=1e-6)
 
 
