@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import httpx
-import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.data.manifest import Dataset

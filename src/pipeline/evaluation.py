@@ -20,10 +20,10 @@ from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from pipeline.architectures import build_member, build_voting_ensemble  # noqa: E402
 from pipeline.censor_mask import censor_image  # noqa: E402
-from pipeline.data.manifest import Dataset, Sample  # noqa: E402
+from pipeline.data.manifest import Dataset, Sample, read_mask  # noqa: E402
 from pipeline.metrics import classification_metrics, segmentation_metrics  # noqa: E402
 from pipeline.profiles import Profile  # noqa: E402
-from pipeline.training.batches import load_images, load_masks, split_samples, whole_images  # noqa: E402
+from pipeline.training.batches import load_images, load_masks, split_samples, whole_images, whole_masks  # noqa: E402
 
 
 @dataclass
@@ -152,7 +152,7 @@ def evaluate_segmenter(model: tf_keras.Model, data_dir: Path, out_dir: Path, *, 
     samples = _gore_with_masks(dataset, split)
     size = model.input_shape[1]
     x = whole_images(load_images(data_dir, samples), size)
-    masks = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) for m in load_masks(data_dir, samples)])
+    masks = whole_masks(load_masks(data_dir, samples), size)
     report = Report(f"Segmenter evaluation: {model.name}, {split} split of {dataset.name} ({len(samples)} gore images)")
     report.tables[f"Table 22 columns, threshold {threshold}"] = segmentation_metrics(masks, model.predict(x, batch_size=8, verbose=0)[..., 0], threshold)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -168,19 +168,18 @@ def evaluate_pipeline(classifier: tf_keras.Model, segmenter: tf_keras.Model, dat
     images = load_images(data_dir, samples)
     probabilities = classifier.predict(whole_images(images, classifier.input_shape[1]), batch_size=16, verbose=0).ravel()
     maps = segmenter.predict(whole_images(images, segmenter.input_shape[1]), batch_size=8, verbose=0)[..., 0]
-    censored, ious, truths, predictions = [], [], [], []
-    masks = {id(s): m for s, m in zip(samples, load_masks(data_dir, samples))} if all(s.mask for s in samples) else {}
+    with_masks = all(s.mask for s in samples)
+    censored, rows = [], []
     for sample, image, p, prob_map in zip(samples, images, probabilities, maps):
         keep = censor_image(image, prob_map, threshold=seg_threshold).keep if p >= threshold else np.ones(image.shape[:2], np.uint8)
         censored.append(bool((keep == 0).any()))
-        if sample.gore and id(sample) in masks:
-            truths.append(masks[id(sample)])
-            predictions.append(1.0 - keep.astype(np.float32))
+        if with_masks and sample.gore:  # Full-size masks differ in size: score each image, then average.
+            truth = read_mask(Path(data_dir) / sample.mask)
+            rows.append(segmentation_metrics(truth[None], (1.0 - keep.astype(np.float32))[None], 0.5))
     report = Report(f"Pipeline evaluation: {classifier.name} then {segmenter.name}, {split} split of {dataset.name}")
     report.tables["Table 30 columns: the pipeline as a classifier (censored = gore)"] = classification_metrics(
         [s.gore for s in samples], np.array(censored, float), 0.5)
-    if truths:
-        rows = [segmentation_metrics(t[None], q[None], 0.5) for t, q in zip(truths, predictions)]
+    if rows:
         report.tables["Table 31 columns: pipeline masks on the gore images (full size, post-processed)"] = {
             key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
