@@ -18,7 +18,7 @@ with bentoml.importing():
     from pipeline.errors import InvalidRequest, PipelineError
     from pipeline.http_api import error_response, images_app, upload_filename
     from pipeline.metadata_store import FileSystemStore
-    from pipeline.model_store import load_for_serving, servable_info, stored_model
+    from pipeline.model_store import Preflight, load_for_serving
     from pipeline.schemas import BatchItem, CensorOptions, CensorResult, ModelInfo
     from pipeline.upload_guard import FormSpec, UploadGuard
 
@@ -35,8 +35,8 @@ class Classifier:
     model_ref = bentoml.models.BentoModel(settings.classifier_tag)
 
     @bentoml.on_deployment
-    def refuse_untrained() -> None:  # Once, before workers start: a clean exit, not a restart loop.
-        servable_info(stored_model(settings.classifier_tag), allow_untrained=settings.allow_untrained)
+    def preflight() -> None:  # Once, before workers start: a clean exit, not a restart loop.
+        Preflight(settings.classifier_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
 
     def __init__(self) -> None:
         self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
@@ -57,8 +57,8 @@ class Segmenter:
     model_ref = bentoml.models.BentoModel(settings.segmenter_tag)
 
     @bentoml.on_deployment
-    def refuse_untrained() -> None:  # Once, before workers start: a clean exit, not a restart loop.
-        servable_info(stored_model(settings.segmenter_tag), allow_untrained=settings.allow_untrained)
+    def preflight() -> None:  # Once, before workers start: a clean exit, not a restart loop.
+        Preflight(settings.segmenter_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
 
     def __init__(self) -> None:
         self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)

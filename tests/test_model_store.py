@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ModelNotReady
-from pipeline.model_store import build_profile_model, load_for_serving, load_weights_file, register_model, stored_model
+from pipeline.model_store import (
+    build_profile_model,
+    load_for_serving,
+    load_weights_file,
+    probe_images,
+    register_model,
+    stored_model,
+)
 from pipeline.profiles import available_profiles, load_profile
 
 
@@ -39,11 +46,14 @@ def test_registered_models_carry_their_metadata(demo_profile, demo_classifier):
     tag = register_model(demo_classifier, role="classifier", profile=demo_profile, trained=False, source="test")
     meta = bentoml.models.get(tag).info.metadata
     assert tag.startswith("gore-classifier-demo:")
+    fingerprint = meta.pop("fingerprint")
     assert meta == {
         "profile": "demo", "role": "classifier", "architecture": demo_profile.classifier.architecture,
         "input_size": demo_profile.classifier.input_size, "threshold": 0.5, "parameters": demo_classifier.count_params(), "trained": False,
-        "demo": True, "source": "test", "metrics": {},
+        "demo": True, "source": "test", "metrics": {}, "spec": demo_profile.classifier.model_dump(),
     }
+    probes = probe_images(demo_profile.classifier.input_size)
+    assert fingerprint == pytest.approx(demo_classifier.predict_on_batch(probes).ravel().tolist(), abs=1e-6), "outputs on the probes"
     assert bentoml.models.get(tag).info.labels["demo"] == "true"
 
 
@@ -70,7 +80,8 @@ def test_models_round_trip_through_the_store(red_model_tags):
 def test_import_a_whole_keras_model(tmp_path, demo_profile, demo_classifier):
     path = tmp_path / "mine.keras"
     demo_classifier.save(path)
-    imported = load_weights_file(path, demo_profile, "classifier")
+    imported, architecture = load_weights_file(path, demo_profile, "classifier")
+    assert architecture is None, "the profile's own architecture: rebuilt from the spec on load"
     size = demo_profile.classifier.input_size
     image = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
     np.testing.assert_allclose(imported.predict(image, verbose=0), demo_classifier.predict(image, verbose=0), rtol=1e-5)
@@ -82,7 +93,8 @@ def test_import_bare_h5_weights_into_the_profile_architecture(tmp_path, demo_pro
     fpn.set_weights([w + 0.01 for w in fpn.get_weights()])
     path = tmp_path / "fpn_weights.h5"
     fpn.save_weights(path)
-    imported = load_weights_file(path, demo_profile, "segmenter")
+    imported, architecture = load_weights_file(path, demo_profile, "segmenter")
+    assert architecture is None
     size = demo_profile.segmenter.input_size
     image = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
     np.testing.assert_allclose(imported.predict(image, verbose=0), segmenter.predict(image, verbose=0), rtol=1e-4, atol=1e-6)

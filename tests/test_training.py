@@ -12,7 +12,7 @@ from pipeline.data.split import split_dataset
 from pipeline.data.synthetic import generate
 from pipeline.model_store import register_model
 from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
-from pipeline.training.trainers import TrainConfig, train_member, train_segmenter, train_vote
+from pipeline.training.trainers import BEST, LAST, TrainConfig, train_member, train_segmenter, train_vote
 from serving import bentoml_server
 
 TINY = Profile(
@@ -53,7 +53,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(trained):
     # at some point (the best checkpoint keeps that), not necessarily at the last.
     assert len(member_history) == 4 and min(member_history[1:]) < member_history[0], member_history
     for run in ("member", "segmenter"):
-        assert (runs / run / "best.keras").is_file() and (runs / run / "last.keras").is_file()
+        assert (runs / run / BEST).is_file() and (runs / run / LAST).is_file()
     with open(runs / "segmenter" / "log.csv") as file:
         assert "val_iou" in next(csv.DictReader(file)), "per-epoch logs carry the validation score"
     assert 0.0 <= metrics["iou"] <= 1.0

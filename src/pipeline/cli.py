@@ -96,11 +96,25 @@ def import_weights(
     try:
         spec = load_profile(profile)
         for role, path in (("classifier", classifier), ("segmenter", segmenter)):
-            model = load_weights_file(path, spec, role)
-            tag = register_model(model, role=role, profile=spec, trained=True, source=f"imported from {path.name}")
+            model, architecture = load_weights_file(path, spec, role)
+            tag = register_model(model, role=role, profile=spec, trained=True, source=f"imported from {path.name}",
+                                 architecture=architecture)
             console.print(f"{role}: {tag} ({model.count_params():,} parameters)")
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
+
+
+@models_app.command("check")
+def check(tag: Annotated[str, typer.Argument(help="Model store tag, e.g. gore-segmenter-thesis:latest.")]) -> None:
+    """Load a stored model the way a service does and check it still gives its registration outputs."""
+    from pipeline.errors import ModelNotReady
+    from pipeline.model_store import stored_model, verify_stored
+
+    try:
+        info = verify_stored(stored_model(tag))
+    except ModelNotReady as error:
+        raise _fail(str(error)) from None
+    console.print(f"{info.tag} loads and gives its recorded outputs ({info.architecture}, {info.parameters:,} parameters)")
 
 
 @models_app.command("list")
@@ -167,3 +181,7 @@ def censor(
             print(json.dumps(outcome.model_dump(mode="json")))
     if failed:
         raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":  # `python -m pipeline.cli`: what the services' start-up check runs.
+    app()

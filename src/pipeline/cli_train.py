@@ -29,7 +29,7 @@ def member(data: Path, name: Annotated[str, typer.Option(help="Member name in th
            patience: int = 300, weights: Weights = "imagenet", resume: bool = False) -> None:
     """One classifier member (thesis: lr 1e-5, up to 1000 epochs, patience 300 on validation Double F1)."""
     from pipeline.profiles import load_profile
-    from pipeline.training.trainers import train_member
+    from pipeline.training.trainers import BEST, train_member
 
     spec = load_profile(profile)
     members = {m.name: m for m in spec.classifier.members}
@@ -37,20 +37,18 @@ def member(data: Path, name: Annotated[str, typer.Option(help="Member name in th
         raise typer.BadParameter(f"{name!r} is not a member of {profile}: {sorted(members)}")
     _, metrics = train_member(data, members[name], runs / profile / name, _config(epochs, batch_size, learning_rate, patience, weights),
                               input_size=spec.classifier.input_size, resume=resume)
-    console.print(f"best checkpoint: {runs / profile / name / 'best.keras'}; validation {metrics}")
+    console.print(f"best checkpoint: {runs / profile / name / BEST}; validation {metrics}")
 
 
 @train_app.command("vote")
 def vote(data: Path, profile: Profile = "thesis", runs: Path = Path("runs")) -> None:
     """The vote on the members' best checkpoints; registers the profile's TRAINED classifier."""
-    import tf_keras
-
     from pipeline.model_store import register_model
     from pipeline.profiles import load_profile
-    from pipeline.training.trainers import TrainConfig, train_vote
+    from pipeline.training.trainers import TrainConfig, load_member, train_vote
 
     spec = load_profile(profile)
-    members = [tf_keras.models.load_model(runs / profile / m.name / "best.keras", compile=False) for m in spec.classifier.members]
+    members = [load_member(runs / profile / m.name, m, input_size=spec.classifier.input_size) for m in spec.classifier.members]
     ensemble, metrics = train_vote(data, members, TrainConfig(), input_size=spec.classifier.input_size, name=f"{profile}_classifier")
     tag = register_model(ensemble, role="classifier", profile=spec, trained=True, metrics={"validation": metrics}, source=f"trained on {data}")
     console.print(f"{tag}: validation {metrics}")

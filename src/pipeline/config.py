@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(8, gt=1, description="Adaptive batching: most images per model call.")
     max_latency_ms: int = Field(120_000, gt=0, description="Adaptive batching: latency budget per request.")
     request_timeout_s: int = Field(300, gt=0)
+    preflight_timeout_s: int = Field(
+        900, gt=0, description="Most seconds a model service's start-up check may take to load its model."
+    )
 
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")
     segmenter_url: str | None = Field(None, description="Remote segmenter service (one container each).")

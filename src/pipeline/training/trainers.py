@@ -1,8 +1,10 @@
 """Training loops: a classifier member, the vote on frozen members, the segmenter.
 
-Each run writes to its own folder: `best.keras` (best validation score so far), `last.keras`
-and `log.csv` (one row per epoch). `resume=True` continues from `last.keras` at the epoch
-after the last logged one. Keras prints a progress bar per epoch.
+Each run writes to its own folder: `best.weights.h5` (best validation score so far),
+`last.weights.h5` and `log.csv` (one row per epoch). `resume=True` continues from the last
+weights at the epoch after the last logged one (the optimizer starts afresh). Checkpoints are
+weights only: the model is rebuilt from its spec, as the model store does, which is fast and
+needs no custom objects. Keras prints a progress bar per epoch.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import tf_keras
 
-import pipeline.architectures.layers  # noqa: F401  (custom layers for load_model)
 from pipeline.architectures import build_member, build_segmenter, build_voting_ensemble
 from pipeline.architectures.layers import WeightedVote
 from pipeline.data.manifest import Dataset
@@ -31,6 +32,9 @@ from pipeline.training.batches import (
     whole_images,
     whole_masks,
 )
+
+
+BEST, LAST = "best.weights.h5", "last.weights.h5"
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,10 @@ def _fit(
     run_dir: Path, config: TrainConfig, resume: bool,
 ) -> tf_keras.Model:
     run_dir.mkdir(parents=True, exist_ok=True)
-    log, last, best = run_dir / "log.csv", run_dir / "last.keras", run_dir / "best.keras"
+    log, last, best = run_dir / "log.csv", run_dir / LAST, run_dir / BEST
     initial_epoch = 0
     if resume and last.is_file():
-        model = tf_keras.models.load_model(last, compile=False)
+        model.load_weights(last)
         initial_epoch = _logged_epochs(log)
     if config.weights is None:
         follow_batch_statistics(model)
@@ -111,13 +115,21 @@ def _fit(
     callbacks = [
         score,  # First: the others read what it logs.
         tf_keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience, restore_best_weights=True),
-        tf_keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True),
-        tf_keras.callbacks.ModelCheckpoint(str(last)),
+        tf_keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True),
+        tf_keras.callbacks.ModelCheckpoint(str(last), save_weights_only=True),
         tf_keras.callbacks.CSVLogger(str(log), append=resume),
     ]
     if initial_epoch < config.epochs:
         model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=config.verbose)
-    return tf_keras.models.load_model(best if best.is_file() else last, compile=False)
+    model.load_weights(best if best.is_file() else last)
+    return model
+
+
+def load_member(run_dir: Path, member: MemberSpec, *, input_size: int) -> tf_keras.Model:
+    """A trained member from its run folder: the architecture rebuilt, the best weights loaded."""
+    model = build_member(member.architecture, weights=None, input_size=input_size, name=member.name)
+    model.load_weights(Path(run_dir) / BEST)
+    return model
 
 
 def train_member(data_dir: Path, member: MemberSpec, run_dir: Path, config: TrainConfig, *, input_size: int = 224,
