@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test models models-build clean
+.PHONY: install serve test lint models models-build clean
 
 install: $(VENV)/.installed
 
@@ -22,14 +22,18 @@ serve: install
 	$(BIN)/gore-censor models ensure --profile $(PROFILE)
 	GORE_PROFILE=$(PROFILE) GORE_ALLOW_UNTRAINED=$(DRY_RUN) $(BIN)/bentoml serve service:Censor --host $(HOST) -p $(PORT)
 
-models: install  ## synthetic data + DEMO models trained on it (about 15 minutes on 2 cores)
+models: install  ## synthetic data + DEMO models trained on it (about 5 minutes on 2 cores)
 	$(BIN)/gore-censor train demo --work-dir build/demo
 
 models-build: install
 	$(BIN)/gore-censor models build --profile $(PROFILE) --weights none
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
+
+lint: install  ## ruff: lint and formatting (part of `make test`)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

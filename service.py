@@ -1,6 +1,6 @@
 """Gore censoring service: a classifier and a segmenter service, chained by Censor.
 
-    bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/...
+bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/...
 """
 
 from __future__ import annotations
@@ -13,19 +13,25 @@ import numpy as np
 from pydantic import Field
 
 with bentoml.importing():
-    from pipeline.censoring import Censorer, Upload
     from pipeline.config import CensorStyle, get_settings
     from pipeline.errors import InvalidRequest, PipelineError
-    from pipeline.http_api import error_response, images_app, upload_filename
-    from pipeline.metadata_store import FileSystemStore
-    from pipeline.model_store import Preflight, load_for_serving
-    from pipeline.schemas import BatchItem, CensorOptions, CensorResult, ModelInfo
-    from pipeline.upload_guard import FormSpec, UploadGuard
+    from pipeline.model_store.metadata import ModelInfo
+    from pipeline.model_store.preflight import Preflight
+    from pipeline.model_store.registry import load_for_serving
+    from pipeline.serving.censorer import Censorer, Upload
+    from pipeline.serving.http import error_response, images_app, upload_filename
+    from pipeline.serving.image_store import FileSystemStore
+    from pipeline.serving.schemas import BatchItem, CensorResult
+    from pipeline.serving.upload_guard import FormSpec, UploadGuard
 
 settings = get_settings()
 batching = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
 model_service = {"resources": settings.model_resources(), "traffic": {"timeout": settings.request_timeout_s}}
-Threshold = Annotated[float, Field(ge=0.0, le=1.0, description="Gore probability at which to censor.")]
+Threshold = Annotated[
+    float | None,
+    Field(ge=0.0, le=1.0, description="Gore probability at which to censor; default: the deployment setting."),
+]
+Style = Annotated[CensorStyle | None, Field(description="Look of censored pixels; default: the deployment setting.")]
 
 
 @bentoml.service(**model_service)
@@ -72,10 +78,7 @@ class Segmenter:
         return self.model_info
 
 
-store = FileSystemStore(settings.data_dir)
-
-
-@bentoml.asgi_app(images_app(store), path="/images")
+@bentoml.asgi_app(images_app(FileSystemStore(settings.data_dir)), path="/images")
 @bentoml.service(traffic={"timeout": settings.request_timeout_s})
 class Censor:
     classifier = bentoml.depends(Classifier, url=settings.classifier_url)
@@ -86,37 +89,34 @@ class Censor:
 
     async def censorer(self) -> Censorer:
         if self._censorer is None:  # The model services say which models they serve.
-            self._censorer = Censorer(
-                store=store,
+            self._censorer = Censorer.from_settings(
+                settings,
                 classify=self.classifier.to_async.classify,
                 segment=self.segmenter.to_async.segment,
                 classifier=ModelInfo.model_validate(await self.classifier.to_async.info()),
                 segmenter=ModelInfo.model_validate(await self.segmenter.to_async.info()),
-                seg_threshold=settings.seg_threshold,
-                max_upload_bytes=settings.max_upload_bytes,
-                max_pixels=settings.max_pixels,
             )
         return self._censorer
 
     @bentoml.api(route="/censor")
-    async def censor(
-        self, image: Path, threshold: Threshold = settings.threshold, style: CensorStyle = settings.style
-    ) -> CensorResult:
+    async def censor(self, image: Path, threshold: Threshold = None, style: Style = None) -> CensorResult:
         """Classify one image; when gore_probability >= threshold, censor it. Answers the metadata JSON."""
-        [outcome] = await (await self.censorer()).censor(
-            [Upload(image, upload_filename(image))], CensorOptions(threshold=threshold, style=style)
-        )
+        censorer = await self.censorer()
+        [outcome] = await censorer.censor([Upload(image, upload_filename(image))], censorer.options(threshold, style))
         return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
 
     @bentoml.api(route="/censor/batch")
     async def censor_batch(
-        self, images: list[Path], threshold: Threshold = settings.threshold, style: CensorStyle = settings.style
+        self, images: list[Path], threshold: Threshold = None, style: Style = None
     ) -> list[BatchItem]:
         """Several images in field `images`, batched through both models; each file fails alone."""
         if not 0 < len(images) <= settings.max_batch_images:
-            return error_response(InvalidRequest(f"send 1 to {settings.max_batch_images} files in field 'images', got {len(images)}"))
+            return error_response(
+                InvalidRequest(f"send 1 to {settings.max_batch_images} files in field 'images', got {len(images)}")
+            )
+        censorer = await self.censorer()
         uploads = [Upload(path, upload_filename(path)) for path in images]
-        outcomes = await (await self.censorer()).censor(uploads, CensorOptions(threshold=threshold, style=style))
+        outcomes = await censorer.censor(uploads, censorer.options(threshold, style))
         return [
             BatchItem(filename=o.filename, status=200, result=o)
             if isinstance(o, CensorResult)
@@ -130,6 +130,8 @@ Censor.add_asgi_middleware(
     UploadGuard,
     routes={
         "/censor": FormSpec({"image": True, **text_fields}, settings.max_upload_bytes + slack),
-        "/censor/batch": FormSpec({"images": True, **text_fields}, settings.max_upload_bytes * settings.max_batch_images + slack),
+        "/censor/batch": FormSpec(
+            {"images": True, **text_fields}, settings.max_upload_bytes * settings.max_batch_images + slack
+        ),
     },
 )

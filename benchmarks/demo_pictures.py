@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw
 
-from pipeline.data.manifest import Dataset
+from pipeline.data.dataset import Dataset
 
 
 def main() -> None:
@@ -25,8 +25,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/demo"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    test = Dataset.load(args.data).subset("test")
-    picks = {"positive": next(s for s in test if s.kind == "wound"), "negative": next(s for s in test if s.kind == "red_object")}
+    test = Dataset.load(args.data).subset("test").samples
+    picks = {
+        "positive": next(s for s in test if s.kind == "wound"),
+        "negative": next(s for s in test if s.kind == "red_object"),
+    }
     for name, sample in picks.items():
         data = (args.data / sample.image).read_bytes()
         answer = httpx.post(f"{args.url}/censor", files={"image": (f"synthetic_{name}.png", data)}, timeout=300).json()
@@ -34,11 +37,15 @@ def main() -> None:
         panels = [original]
         if answer["censored"]:
             panels.append(Image.open(io.BytesIO(httpx.get(args.url + answer["censored"]).content)).convert("RGB"))
-        canvas = Image.new("RGB", (sum(p.width for p in panels) + 10 * (len(panels) - 1), original.height + 24), "white")
+        canvas = Image.new(
+            "RGB", (sum(p.width for p in panels) + 10 * (len(panels) - 1), original.height + 24), "white"
+        )
         for i, panel in enumerate(panels):
             canvas.paste(panel, (i * (original.width + 10), 24))
         caption = f"SYNTHETIC {name}: gore_probability {answer['gore_probability']:.3f}, gore {answer['gore']}"
-        ImageDraw.Draw(canvas).text((4, 6), caption + ("  (left original, right censored)" if len(panels) > 1 else ""), fill="black")
+        ImageDraw.Draw(canvas).text(
+            (4, 6), caption + ("  (left original, right censored)" if len(panels) > 1 else ""), fill="black"
+        )
         canvas.save(args.out / f"{name}.png")
         keep = {k: answer[k] for k in ("gore_probability", "gore", "censored_fraction", "demo", "notice")}
         (args.out / f"{name}.json").write_text(json.dumps(keep, indent=1))

@@ -61,14 +61,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gore-profile-bench-"))
     dataset = generate(work / "images", args.images + 1, seed=int(time.time()), size=args.size)
     files = [(work / "images" / s.image).read_bytes() for s in dataset.samples]
-    env = {**os.environ, "GORE_PROFILE": args.profile, "GORE_DATA_DIR": str(work / "data"),
-           "GORE_ALLOW_UNTRAINED": "1" if args.dry_run else "0"}
+    env = {
+        **os.environ,
+        "GORE_PROFILE": args.profile,
+        "GORE_DATA_DIR": str(work / "data"),
+        "GORE_ALLOW_UNTRAINED": "1" if args.dry_run else "0",
+    }
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     with open(work / "serve.log", "w") as log:
-        process = subprocess.Popen(serve_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            serve_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         while True:
             if process.poll() is not None:
@@ -85,7 +90,9 @@ def main() -> None:
         latencies = []
         for index, data in enumerate(files):
             t0 = time.perf_counter()
-            response = httpx.post(f"{url}/censor", files={"image": ("bench.png", data)}, data={"threshold": "0"}, timeout=600)
+            response = httpx.post(
+                f"{url}/censor", files={"image": ("bench.png", data)}, data={"threshold": "0"}, timeout=600
+            )
             response.raise_for_status()
             if index == 0:
                 continue  # Warm-up: first calls build TensorFlow graphs.
@@ -96,9 +103,11 @@ def main() -> None:
     finally:
         stop_group(process)
 
-    print(f"Profile `{args.profile}`{' (dry run, untrained weights)' if args.dry_run else ''}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; "
-          f"{len(latencies)} images of {args.size} x {args.size} px, one at a time, threshold 0 (both models run).\n")
+    print(
+        f"Profile `{args.profile}`{' (dry run, untrained weights)' if args.dry_run else ''}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; "
+        f"{len(latencies)} images of {args.size} x {args.size} px, one at a time, threshold 0 (both models run).\n"
+    )
     print("| figure | value |\n| --- | --- |")
     print(f"| start-up, `bentoml serve` to ready | {startup_s:.1f} s |")
     for name in sorted(busy):

@@ -9,10 +9,10 @@ import tempfile
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="gore-test-bentoml-")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-import pipeline  # noqa: E402,F401  (selects tf_keras before TensorFlow loads)
 import pytest  # noqa: E402
-
 from images import write_images  # noqa: E402
+
+import pipeline  # noqa: E402,F401  (selects tf_keras before TensorFlow loads)
 
 
 @pytest.fixture(scope="session")

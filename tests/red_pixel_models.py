@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tf_keras
 
-from pipeline.model_store import register_model
+from pipeline.model_store.registry import register_model
 from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
 
 SIZE = 224
@@ -46,8 +46,20 @@ def red_classifier() -> tf_keras.Model:
 def register_red_models(trained: bool = True) -> dict[str, str]:
     """Put both models into the current BentoML store; returns their tags."""
     return {
-        "classifier": register_model(red_classifier(), role="classifier", profile=TEST_PROFILE, trained=trained,
-                                     source="tests/red_pixel_models.py", architecture="red_pixel_fraction"),
-        "segmenter": register_model(red_segmenter(), role="segmenter", profile=TEST_PROFILE, trained=trained,
-                                    source="tests/red_pixel_models.py", architecture="red_pixel_map"),
+        "classifier": register_model(
+            red_classifier(),
+            role="classifier",
+            profile=TEST_PROFILE,
+            trained=trained,
+            source="tests/red_pixel_models.py",
+            architecture="red_pixel_fraction",
+        ),
+        "segmenter": register_model(
+            red_segmenter(),
+            role="segmenter",
+            profile=TEST_PROFILE,
+            trained=trained,
+            source="tests/red_pixel_models.py",
+            architecture="red_pixel_map",
+        ),
     }

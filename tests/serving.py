@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -36,7 +36,11 @@ def bentoml_server(
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            serve_command(port, target), cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            serve_command(port, target),
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
@@ -62,12 +66,8 @@ def stop_group(process: subprocess.Popen, grace_s: float = 30) -> None:
     """SIGTERM the server's process group, then SIGKILL whatever is left of it (no orphaned workers)."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()

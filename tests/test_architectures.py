@@ -31,7 +31,9 @@ def _members(*specs):
 
 
 def test_voting_mixed_has_40_454_408_parameters():
-    members = _members(("vgg16", "vgg16_wrl"), ("mobilenetv2", "mnv2_wrl"), ("densenet121", "dn121_wrl"), ("vgg16", "vgg16_bce"))
+    members = _members(
+        ("vgg16", "vgg16_wrl"), ("mobilenetv2", "mnv2_wrl"), ("densenet121", "dn121_wrl"), ("vgg16", "vgg16_bce")
+    )
     assert build_voting_ensemble(members).count_params() == 40_454_408
 
 
@@ -48,7 +50,7 @@ def test_segmenter_outputs_one_probability_per_pixel():
     model = build_segmenter("mobilenetv2", weights=None)
     out = model.predict(np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32"), verbose=0)
     assert out.shape == (2, 224, 224, 1)
-    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.min() >= 0.0 and out.max() <= 1.0
 
 
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
@@ -60,7 +62,10 @@ def test_preprocessing_inside_the_model_equals_keras_preprocess_input(mode):
 
 
 def test_members_use_their_encoders_own_preprocessing():
-    modes = {arch: build_member(arch, weights=None).get_layer("preprocessing").mode for arch in ("vgg16", "mobilenetv2", "densenet121")}
+    modes = {
+        arch: build_member(arch, weights=None).get_layer("preprocessing").mode
+        for arch in ("vgg16", "mobilenetv2", "densenet121")
+    }
     assert modes == {"vgg16": "caffe", "mobilenetv2": "tf", "densenet121": "torch"}
 
 

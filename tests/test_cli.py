@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from images import red_blob_pixels
+from PIL import Image
 
 GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 
 
 def run(*args, env=None):
-    return subprocess.run([GORE_CENSOR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [GORE_CENSOR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300
+    )
 
 
 def test_censor_files_offline_like_the_service(red_model_tags, sample_images, tmp_path):
@@ -27,7 +28,9 @@ def test_censor_files_offline_like_the_service(red_model_tags, sample_images, tm
     red, green = (json.loads(line) for line in done.stdout.splitlines())
     assert red["gore"] and not green["gore"] and red["models"]["classifier"] == red_model_tags["classifier"]
     folder = tmp_path / "images" / red["id"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["original.png", "censored.png", "mask.png", f"{red['id']}.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["original.png", "censored.png", "mask.png", f"{red['id']}.json"]
+    )
     censored, mask = np.asarray(Image.open(folder / "censored.png")), np.asarray(Image.open(folder / "mask.png"))
     original = red_blob_pixels()
     assert np.array_equal(censored[mask == 0], original[mask == 0]) and not censored[mask == 255].any()
@@ -52,5 +55,14 @@ def test_models_list_shows_what_the_store_holds(red_model_tags):
 
 
 def test_import_reports_a_missing_file_clearly(tmp_path):
-    done = run("models", "import", "--profile", "demo", "--classifier", str(tmp_path / "c.keras"), "--segmenter", str(tmp_path / "s.h5"))
+    done = run(
+        "models",
+        "import",
+        "--profile",
+        "demo",
+        "--classifier",
+        str(tmp_path / "c.keras"),
+        "--segmenter",
+        str(tmp_path / "s.h5"),
+    )
     assert done.returncode == 2 and "no such weights file" in done.stderr and "Traceback" not in done.stderr

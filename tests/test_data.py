@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.folders import from_class_folders, from_mask_pairs
-from pipeline.data.manifest import Dataset, Sample, read_mask
-from pipeline.data.split import split_dataset, stratum
+from pipeline.data.dataset import Dataset, Sample, read_mask
+from pipeline.data.formats.folders import from_class_folders
+from pipeline.data.formats.pairs import from_mask_pairs
+from pipeline.data.formats.via import convert_via
 from pipeline.data.synthetic import generate
 from pipeline.data.validation import validate_dataset, validate_via
-from pipeline.data.via import convert_via
 
 GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 
@@ -33,11 +33,19 @@ def via_project(tmp_path):
         "_via_settings": {},
         "_via_img_metadata": {
             "wound.jpg1234": {
-                "filename": "wound.jpg", "size": 1234, "file_attributes": {},
-                "regions": [{
-                    "shape_attributes": {"name": "polygon", "all_points_x": [20, 60, 60, 20], "all_points_y": [20, 20, 50, 50]},
-                    "region_attributes": {"Gore": {"true": True}, "Blood": "true", "Wound": True, "Burn": {}},
-                }],
+                "filename": "wound.jpg",
+                "size": 1234,
+                "file_attributes": {},
+                "regions": [
+                    {
+                        "shape_attributes": {
+                            "name": "polygon",
+                            "all_points_x": [20, 60, 60, 20],
+                            "all_points_y": [20, 20, 50, 50],
+                        },
+                        "region_attributes": {"Gore": {"true": True}, "Blood": "true", "Wound": True, "Burn": {}},
+                    }
+                ],
             },
             "clean.jpg99": {"filename": "clean.jpg", "size": 99, "file_attributes": {}, "regions": []},
         },
@@ -77,8 +85,12 @@ def test_the_validator_lists_every_problem_with_file_and_reason(via_project, tmp
     assert any(r.startswith("wound.jpg: region 0: polygon outside") for r in reasons)
     assert any(r.startswith("gone.jpg: image file missing") for r in reasons)
     assert any(r.startswith("broken.jpg: unreadable image") for r in reasons)
-    done = subprocess.run([GORE_CENSOR, "data", "validate", "--via", str(project), "--images", str(images)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [GORE_CENSOR, "data", "validate", "--via", str(project), "--images", str(images)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "polygon outside" in done.stderr and "3 problem(s)" in done.stderr
 
 
@@ -101,29 +113,35 @@ def test_class_folders_and_mask_pairs(tmp_path):
     for name, value in (("hit", 255), ("miss", 0)):
         Image.new("RGB", (8, 8)).save(tmp_path / "seg" / "images" / f"{name}.png")
         Image.new("L", (8, 8), value).save(tmp_path / "seg" / "masks" / f"{name}.png")
-    assert {s.image: s.gore for s in from_mask_pairs(tmp_path / "seg").samples} == {"images/hit.png": True, "images/miss.png": False}
+    assert {s.image: s.gore for s in from_mask_pairs(tmp_path / "seg").samples} == {
+        "images/hit.png": True,
+        "images/miss.png": False,
+    }
     (tmp_path / "cls" / "maybe").mkdir()
     with pytest.raises(ValueError, match="gore / not_gore"):
         from_class_folders(tmp_path / "cls")
 
 
 def _dataset(n_gore=40, n_clean=80):
-    samples = [Sample(image=f"g{i}.png", gore=True, attributes={"Gore": True, "Blood": True, "Burn": i % 4 == 0}) for i in range(n_gore)]
+    samples = [
+        Sample(image=f"g{i}.png", gore=True, attributes={"Gore": True, "Blood": True, "Burn": i % 4 == 0})
+        for i in range(n_gore)
+    ]
     samples += [Sample(image=f"c{i}.png", gore=False) for i in range(n_clean)]
     return Dataset(name="t", samples=samples)
 
 
 def test_splits_are_stratified_and_reproducible_by_seed():
-    first = split_dataset(_dataset(), seed=3)
-    assert first == split_dataset(_dataset(), seed=3)
-    assert [s.split for s in first.samples] != [s.split for s in split_dataset(_dataset(), seed=4).samples]
+    first = _dataset().split(seed=3)
+    assert first == _dataset().split(seed=3)
+    assert [s.split for s in first.samples] != [s.split for s in _dataset().split(seed=4).samples]
     for part, size in (("train", 84), ("validation", 18), ("test", 18)):
         subset = first.subset(part)
         assert len(subset) == size
-        assert sum(s.gore for s in subset) / size == pytest.approx(1 / 3, abs=0.06), "the gore share holds in every split"
+        assert subset.labels().mean() == pytest.approx(1 / 3, abs=0.06), "the gore share holds in every split"
     burns = [s.split for s in first.samples if s.attributes.get("Burn")]
     assert set(burns) == {"train", "validation", "test"}, "rare attributes reach every split"
-    assert stratum(first.samples[0]) == "gore+Gore+Blood+Burn"
+    assert first.samples[0].stratum == "gore+Gore+Blood+Burn"
 
 
 def test_synthetic_data_is_deterministic_labelled_and_about_a_third_positive(tmp_path):
@@ -143,9 +161,33 @@ def test_synthetic_data_is_deterministic_labelled_and_about_a_third_positive(tmp
 
 
 def test_the_synth_command_writes_a_split_data_set(tmp_path):
-    done = subprocess.run([GORE_CENSOR, "data", "synth", str(tmp_path), "--count", "60", "--size", "64"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    done = subprocess.run(
+        [GORE_CENSOR, "data", "synth", str(tmp_path), "--count", "60", "--size", "64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert done.returncode == 0, done.stderr
     dataset = Dataset.load(tmp_path)
     assert len(dataset.samples) == 60 and all(s.split for s in dataset.samples)
     assert validate_dataset(tmp_path) == []
+
+
+def test_views_read_each_image_once_and_know_their_split(tmp_path, monkeypatch):
+    from pipeline.data import dataset as module
+
+    generate(tmp_path, 24, seed=5, size=64).split(seed=5).save()
+    data = Dataset.load(tmp_path)
+    reads = []
+    monkeypatch.setattr(module, "read_rgb", lambda path: reads.append(path) or np.zeros((2, 2, 3), np.uint8))
+    train = data.require("train")
+    assert len(train.images()) == len(train) and len(reads) == len(train)
+    data.require("train").images()
+    data.subset("train", gore_only=True).images()
+    assert len(reads) == len(train), "views share their parent's pixel cache"
+    assert train.name.endswith("train split") and train.labels().tolist() == [int(s.gore) for s in train.samples]
+    gore_masks = data.require("test", with_masks=True, gore_only=True)
+    assert all(s.gore for s in gore_masks.samples) and all(m.any() for m in gore_masks.masks())
+    with pytest.raises(ValueError, match="gore-censor data split"):
+        Dataset.load(tmp_path).model_copy(update={"samples": []}).require("validation")

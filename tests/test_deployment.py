@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-
 from serving import BENTOML, REPO, bentoml_server
 
 BIN = Path(sys.executable).parent
@@ -24,7 +23,9 @@ K8S = REPO / "docker" / "kubernetes"
 
 
 def sh(*args, env=None, cwd=REPO, timeout=600):
-    done = subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -43,7 +44,8 @@ def demo_bento():
 
 
 def test_the_bento_holds_the_services_and_the_demo_models(demo_bento):
-    info = yaml.safe_load(sh(BENTOML, "get", demo_bento, "-o", "yaml"))
+    # Wide columns: BentoML prints through rich, which wraps long strings at 80 and breaks the YAML.
+    info = yaml.safe_load(sh(BENTOML, "get", demo_bento, "-o", "yaml", env={"COLUMNS": "1000"}))
     services = {service["name"]: service for service in info["services"]}
     assert set(services) == {"Censor", "Classifier", "Segmenter"}
     assert services["Classifier"]["models"][0]["tag"].startswith("gore-classifier-demo:")
@@ -57,10 +59,16 @@ def test_the_exported_bento_serves_from_a_machine_that_never_had_the_models(demo
     sh(BENTOML, "import", str(archive), env=fresh)
     env = {**fresh, "GORE_ALLOW_UNTRAINED": "1", "GORE_DATA_DIR": str(tmp_path / "data")}
     with bentoml_server(env, tmp_path / "serve.log", target=demo_bento, cwd=tmp_path) as url:
-        response = httpx.post(f"{url}/censor", files={"image": ("g.png", sample_images.green.read_bytes())}, timeout=120)
+        response = httpx.post(
+            f"{url}/censor", files={"image": ("g.png", sample_images.green.read_bytes())}, timeout=120
+        )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["demo"] is True and body["dry_run"] is True and body["models"]["classifier"].startswith("gore-classifier-demo:")
+    assert (
+        body["demo"] is True
+        and body["dry_run"] is True
+        and body["models"]["classifier"].startswith("gore-classifier-demo:")
+    )
 
 
 # ---- the images ----
@@ -113,13 +121,18 @@ def test_compose_wires_three_services_that_scale_apart():
     censor = services["censor"]
     assert censor["environment"]["GORE_CLASSIFIER_URL"] == "http://classifier:3000"
     assert censor["environment"]["GORE_SEGMENTER_URL"] == "http://segmenter:3000"
-    assert censor["depends_on"] == {"classifier": {"condition": "service_healthy"}, "segmenter": {"condition": "service_healthy"}}
+    assert censor["depends_on"] == {
+        "classifier": {"condition": "service_healthy"},
+        "segmenter": {"condition": "service_healthy"},
+    }
     for name in ("classifier", "segmenter", "censor"):
         assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
         assert "ports" not in services[name] or name == "censor", "only the censor API is published"
         assert "deploy" not in services[name], "the CPU variant reserves no GPU"
     assert set(config["volumes"]) == {"model-store", "image-data"}
-    assert services["classifier"]["volumes"][0].startswith("model-store:") and services["classifier"]["volumes"][0].endswith(":ro")
+    assert services["classifier"]["volumes"][0].startswith("model-store:") and services["classifier"]["volumes"][
+        0
+    ].endswith(":ro")
     assert censor["volumes"][0].startswith("image-data:")
 
 
@@ -150,7 +163,12 @@ def test_manifests_pass_strict_schema_validation(tmp_path):
     sh(str(BIN / "kubernetes-validate"), "--strict", "--quiet", *files)
     broken = tmp_path / "broken.yaml"  # The validator must be able to say no.
     broken.write_text((K8S / "censor.yaml").read_text().replace("replicas: 2", "replicas: two"))
-    assert subprocess.run([str(BIN / "kubernetes-validate"), "--strict", "--quiet", str(broken)], capture_output=True).returncode != 0
+    assert (
+        subprocess.run(
+            [str(BIN / "kubernetes-validate"), "--strict", "--quiet", str(broken)], capture_output=True
+        ).returncode
+        != 0
+    )
 
 
 def test_model_services_are_gpu_deployments_scaled_on_their_own():
@@ -163,13 +181,17 @@ def test_model_services_are_gpu_deployments_scaled_on_their_own():
     for name in ("classifier", "segmenter"):
         pod = deployments[name]["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1 and "nvidia.com/gpu.present" in pod["nodeSelector"]
+        assert (
+            container["resources"]["limits"]["nvidia.com/gpu"] == 1 and "nvidia.com/gpu.present" in pod["nodeSelector"]
+        )
         assert container["image"] == "gore-censor-models", "the model store is baked into the image"
         assert f"service:{name.capitalize()}" in container["command"]
     censor = deployments["censor"]["spec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in censor["resources"].get("limits", {})
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
-    assert config["GORE_CLASSIFIER_URL"].startswith("http://classifier.") and config["GORE_SEGMENTER_URL"].startswith("http://segmenter.")
+    assert config["GORE_CLASSIFIER_URL"].startswith("http://classifier.") and config["GORE_SEGMENTER_URL"].startswith(
+        "http://segmenter."
+    )
 
 
 # ---- one process per service, wired by URL (what compose and Kubernetes run) ----
@@ -178,7 +200,9 @@ def test_model_services_are_gpu_deployments_scaled_on_their_own():
 def test_censor_calls_model_services_over_http_with_no_model_store_of_its_own(red_model_tags, sample_images, tmp_path):
     with ExitStack() as stack:
         urls = {
-            name: stack.enter_context(bentoml_server({"GORE_PROFILE": "redtest"}, tmp_path / f"{name}.log", target=f"service:{name}"))
+            name: stack.enter_context(
+                bentoml_server({"GORE_PROFILE": "redtest"}, tmp_path / f"{name}.log", target=f"service:{name}")
+            )
             for name in ("Classifier", "Segmenter")
         }
         env = {
@@ -188,6 +212,8 @@ def test_censor_calls_model_services_over_http_with_no_model_store_of_its_own(re
             "GORE_SEGMENTER_URL": urls["Segmenter"],
         }
         censor = stack.enter_context(bentoml_server(env, tmp_path / "censor.log"))
-        response = httpx.post(f"{censor}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, timeout=120)
+        response = httpx.post(
+            f"{censor}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, timeout=120
+        )
     assert response.status_code == 200, response.text
     assert response.json()["gore"] is True and response.json()["models"]["classifier"] == red_model_tags["classifier"]

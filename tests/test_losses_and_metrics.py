@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import losses
 from pipeline.metrics import classification_metrics, segmentation_metrics
+from pipeline.training import losses
 
 # Labels q and predictions x of one batch. Soft counts:
 # TP = .9 + .5 = 1.4, FN = .1 + .5 = 0.6, TN = .6 + .9 = 1.5, FP = .4 + .1 = 0.5
@@ -50,8 +50,12 @@ PRED = np.array([0.5, 1.0, 0.5, 0.0], np.float32)
 def test_iou_dice_and_tversky_losses():
     assert value(losses.iou_loss, MASK, PRED) == pytest.approx(1 - 1.5 / 2.5, abs=1e-6)
     assert value(losses.dice_loss, MASK, PRED) == pytest.approx(1 - 3.0 / 4.0, abs=1e-6)
-    assert value(losses.tversky_loss(0.5, 0.5), MASK, PRED) == pytest.approx(value(losses.dice_loss, MASK, PRED), abs=1e-6)
-    assert value(losses.tversky_loss(1.0, 1.0), MASK, PRED) == pytest.approx(value(losses.iou_loss, MASK, PRED), abs=1e-6)
+    assert value(losses.tversky_loss(0.5, 0.5), MASK, PRED) == pytest.approx(
+        value(losses.dice_loss, MASK, PRED), abs=1e-6
+    )
+    assert value(losses.tversky_loss(1.0, 1.0), MASK, PRED) == pytest.approx(
+        value(losses.iou_loss, MASK, PRED), abs=1e-6
+    )
 
 
 def test_focal_loss():
@@ -61,7 +65,13 @@ def test_focal_loss():
 
 
 def test_perfect_predictions_cost_nothing():
-    for loss in (losses.weighted_recall_loss(), losses.macro_soft_f1, losses.double_soft_f1, losses.iou_loss, losses.dice_loss):
+    for loss in (
+        losses.weighted_recall_loss(),
+        losses.macro_soft_f1,
+        losses.double_soft_f1,
+        losses.iou_loss,
+        losses.dice_loss,
+    ):
         assert value(loss, Q, Q) == pytest.approx(0.0, abs=1e-5)
 
 
@@ -69,7 +79,11 @@ def test_classification_metrics():
     labels = [1, 1, 1, 0, 0, 0, 0, 0]
     probabilities = [0.9, 0.6, 0.3, 0.7, 0.2, 0.1, 0.4, 0.05]  # TP 2, FN 1, FP 1, TN 4
     m = classification_metrics(labels, probabilities, threshold=0.5)
-    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
+    assert (
+        m["precision"] == pytest.approx(2 / 3)
+        and m["recall"] == pytest.approx(2 / 3)
+        and m["f1"] == pytest.approx(2 / 3)
+    )
     assert m["negative_precision"] == pytest.approx(0.8) and m["negative_recall"] == pytest.approx(0.8)
     assert m["double_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert classification_metrics([1, 0], [0.5, 0.5])["entropy"] == pytest.approx(1.0)
@@ -88,5 +102,9 @@ def test_segmentation_metrics():
     m = segmentation_metrics(masks, probabilities, 0.5)
     # image 1: TP 1, FP 1, FN 1, TN 1 -> IoU 1/3, F1 0.5, negative F1 0.5; image 2: nothing to find, nothing found -> 1
     assert m["iou"] == pytest.approx((1 / 3 + 1) / 2)
-    assert m["f1"] == pytest.approx(0.75) and m["negative_f1"] == pytest.approx(0.75) and m["double_f1"] == pytest.approx(0.75)
+    assert (
+        m["f1"] == pytest.approx(0.75)
+        and m["negative_f1"] == pytest.approx(0.75)
+        and m["double_f1"] == pytest.approx(0.75)
+    )
     assert m["mse"] == pytest.approx(((0.01 + 0.64 + 0.49 + 0.01) / 4 + 0.01) / 2)

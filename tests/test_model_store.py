@@ -6,15 +6,11 @@ import bentoml
 import numpy as np
 import pytest
 
+from pipeline.architectures import build_profile_model
 from pipeline.errors import ModelNotReady
-from pipeline.model_store import (
-    build_profile_model,
-    load_for_serving,
-    load_weights_file,
-    probe_images,
-    register_model,
-    stored_model,
-)
+from pipeline.model_store.files import probe_images
+from pipeline.model_store.imports import load_weights_file
+from pipeline.model_store.registry import load_for_serving, register_model, stored_model
 from pipeline.profiles import available_profiles, load_profile
 
 
@@ -48,12 +44,22 @@ def test_registered_models_carry_their_metadata(demo_profile, demo_classifier):
     assert tag.startswith("gore-classifier-demo:")
     fingerprint = meta.pop("fingerprint")
     assert meta == {
-        "profile": "demo", "role": "classifier", "architecture": demo_profile.classifier.architecture,
-        "input_size": demo_profile.classifier.input_size, "threshold": 0.5, "parameters": demo_classifier.count_params(), "trained": False,
-        "demo": True, "source": "test", "metrics": {}, "spec": demo_profile.classifier.model_dump(),
+        "profile": "demo",
+        "role": "classifier",
+        "architecture": demo_profile.classifier.architecture,
+        "input_size": demo_profile.classifier.input_size,
+        "threshold": 0.5,
+        "parameters": demo_classifier.count_params(),
+        "trained": False,
+        "demo": True,
+        "source": "test",
+        "metrics": {},
+        "spec": demo_profile.classifier.model_dump(),
     }
     probes = probe_images(demo_profile.classifier.input_size)
-    assert fingerprint == pytest.approx(demo_classifier.predict_on_batch(probes).ravel().tolist(), abs=1e-6), "outputs on the probes"
+    assert fingerprint == pytest.approx(demo_classifier.predict_on_batch(probes).ravel().tolist(), abs=1e-6), (
+        "outputs on the probes"
+    )
     assert bentoml.models.get(tag).info.labels["demo"] == "true"
 
 
@@ -97,7 +103,9 @@ def test_import_bare_h5_weights_into_the_profile_architecture(tmp_path, demo_pro
     assert architecture is None
     size = demo_profile.segmenter.input_size
     image = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
-    np.testing.assert_allclose(imported.predict(image, verbose=0), segmenter.predict(image, verbose=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        imported.predict(image, verbose=0), segmenter.predict(image, verbose=0), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_import_refuses_files_that_do_not_fit(tmp_path, demo_profile):

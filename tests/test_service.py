@@ -12,11 +12,11 @@ import io
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from images import RED, red_blob_pixels, upright
-from pipeline.schemas import BatchItem, CensorResult
+from PIL import Image
 from serving import bentoml_server
+
+from pipeline.serving.schemas import BatchItem, CensorResult
 
 MAX_UPLOAD_BYTES = 200_000
 
@@ -35,9 +35,11 @@ def server(red_model_tags, data_dir, tmp_path_factory):
         "GORE_MAX_PIXELS": "4000000",
         "GORE_MAX_BATCH_IMAGES": "4",
     }
-    with bentoml_server(env, tmp_path_factory.mktemp("logs") / "serve.log") as url:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            yield client
+    with (
+        bentoml_server(env, tmp_path_factory.mktemp("logs") / "serve.log") as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        yield client
 
 
 def post(server, path, *, threshold=None, style=None, field="image", name=None):
@@ -147,7 +149,10 @@ def test_uploads_over_the_size_limit_get_413(server, tmp_path):
     assert response.status_code == 413 and "upload limit" in response.json()["error"]
 
 
-@pytest.mark.parametrize(("form", "field"), [({"threshold": "2"}, "threshold"), ({"threshold": "high"}, "threshold"), ({"style": "sepia"}, "style")])
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [({"threshold": "2"}, "threshold"), ({"threshold": "high"}, "threshold"), ({"style": "sepia"}, "style")],
+)
 def test_bad_form_fields_get_400_naming_the_field(server, sample_images, form, field):
     response = server.post("/censor", files={"image": ("g.png", sample_images.green.read_bytes())}, data=form)
     assert response.status_code == 400
@@ -159,7 +164,9 @@ def test_a_missing_or_misnamed_image_field_gets_400(server, sample_images):
     assert response.status_code == 400 and "unknown form field 'picture'" in response.json()["error"]
     response = server.post("/censor", data={"threshold": "0.5"}, files={})
     assert response.status_code == 400
-    response = server.post("/censor", files={"threshold": ("t.png", sample_images.green.read_bytes()), "image": ("g.png", b"x")})
+    response = server.post(
+        "/censor", files={"threshold": ("t.png", sample_images.green.read_bytes()), "image": ("g.png", b"x")}
+    )
     assert response.status_code == 400 and "'threshold' must be text" in response.json()["error"]
 
 
@@ -175,11 +182,18 @@ def test_a_json_body_is_refused_with_the_expected_form(server):
 
 
 def test_batch_answers_each_file_and_a_bad_file_fails_alone(server, sample_images):
-    files = [("images", (p.name, p.read_bytes())) for p in (sample_images.red_blob, sample_images.not_an_image, sample_images.green)]
+    files = [
+        ("images", (p.name, p.read_bytes()))
+        for p in (sample_images.red_blob, sample_images.not_an_image, sample_images.green)
+    ]
     response = server.post("/censor/batch", files=files)
     assert response.status_code == 200, response.text
     items = [BatchItem.model_validate(item) for item in response.json()]
-    assert [(i.filename, i.status) for i in items] == [("red blob.png", 200), ("notes.txt.jpg", 422), ("green.png", 200)]
+    assert [(i.filename, i.status) for i in items] == [
+        ("red blob.png", 200),
+        ("notes.txt.jpg", 422),
+        ("green.png", 200),
+    ]
     assert items[0].result.gore and not items[2].result.gore and items[1].result is None
     assert "not an image format" in items[1].error
 

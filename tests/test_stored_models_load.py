@@ -20,12 +20,13 @@ import httpx
 import numpy as np
 import pytest
 import tf_keras
-
 from images import upright
-from pipeline.architectures import MEMBER_ARCHITECTURES, SEGMENTER_BACKBONES
-from pipeline.model_store import ModelDoesNotLoad, probe_images, register_model
-from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
 from serving import REPO, bentoml_server, free_port, serve_command
+
+from pipeline.architectures import MEMBER_ARCHITECTURES, SEGMENTER_BACKBONES
+from pipeline.model_store.files import probe_images
+from pipeline.model_store.registry import ModelDoesNotLoad, register_model
+from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
 
 SIZE = 64  # The smallest input every architecture here accepts (FPN: a multiple of 32).
 GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
@@ -33,7 +34,8 @@ GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 LOAD_IN_A_FRESH_PROCESS = """
 import json, sys
 import pipeline
-from pipeline.model_store import load_for_serving, probe_images, stored_model
+from pipeline.model_store.files import probe_images
+from pipeline.model_store.registry import load_for_serving, stored_model
 answers = {}
 for tag in sys.argv[1:]:
     try:
@@ -46,16 +48,25 @@ print(json.dumps(answers))
 
 
 def load_elsewhere(tags: list[str]) -> dict[str, list | str]:
-    done = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, *tags], capture_output=True, text=True,
-                          timeout=1200, env=os.environ.copy())
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, *tags],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=os.environ.copy(),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def profile_for(role: str, architecture: str) -> Profile:
     return Profile(
-        name=f"loadtest-{architecture}", demo=False, description="Load test: untrained, 64 px.",
-        classifier=ClassifierSpec(input_size=SIZE, members=[MemberSpec(name=f"{architecture}_member", architecture=architecture)]),
+        name=f"loadtest-{architecture}",
+        demo=False,
+        description="Load test: untrained, 64 px.",
+        classifier=ClassifierSpec(
+            input_size=SIZE, members=[MemberSpec(name=f"{architecture}_member", architecture=architecture)]
+        ),
         segmenter=SegmenterSpec(input_size=SIZE, backbone=architecture if role == "segmenter" else "mobilenetv2"),
     )
 
@@ -68,13 +79,15 @@ CASES = [("segmenter", backbone) for backbone in sorted(SEGMENTER_BACKBONES)] + 
 @pytest.fixture(scope="module")
 def registered() -> dict[tuple[str, str], tuple[str, np.ndarray]]:
     """Each architecture built (untrained, weights=None), registered, and its outputs on the probes."""
-    from pipeline.model_store import build_profile_model
+    from pipeline.architectures import build_profile_model
 
     out = {}
     for role, architecture in CASES:
         profile = profile_for(role, architecture)
         model = build_profile_model(profile, role, weights=None)
-        tag = register_model(model, role=role, profile=profile, trained=False, source="tests/test_stored_models_load.py")
+        tag = register_model(
+            model, role=role, profile=profile, trained=False, source="tests/test_stored_models_load.py"
+        )
         out[(role, architecture)] = (tag, model.predict_on_batch(probe_images(SIZE)))
         tf_keras.backend.clear_session()  # Keep the test's memory to one model at a time.
     return out
@@ -95,9 +108,9 @@ def test_a_stored_model_loads_in_a_fresh_process_and_answers_the_same(registered
 
 def test_a_model_that_would_not_load_back_is_refused_before_it_reaches_the_store(monkeypatch):
     import bentoml
-
-    from pipeline import model_store
     from red_pixel_models import TEST_PROFILE, red_segmenter
+
+    from pipeline.model_store import files
 
     def broken(folder, meta):
         raise TypeError("'str' object is not callable")
@@ -105,18 +118,29 @@ def test_a_model_that_would_not_load_back_is_refused_before_it_reaches_the_store
     def stored() -> int:
         return sum(m.tag.name == "gore-segmenter-redtest" for m in bentoml.models.list())
 
-    monkeypatch.setattr(model_store, "load_model_files", broken)
+    monkeypatch.setattr(files, "load_model_files", broken)
     before = stored()
     with pytest.raises(ModelDoesNotLoad, match="would not load back from the model store: TypeError"):
-        register_model(red_segmenter(), role="segmenter", profile=TEST_PROFILE, trained=True, source="test",
-                       architecture="red_pixel_map")
+        register_model(
+            red_segmenter(),
+            role="segmenter",
+            profile=TEST_PROFILE,
+            trained=True,
+            source="test",
+            architecture="red_pixel_map",
+        )
     assert stored() == before, "nothing was stored"
 
 
 def test_models_check_reports_a_model_whose_weights_were_damaged(tmp_path):
     home = _store_with_damaged_segmenter(tmp_path)
-    done = subprocess.run([GORE_CENSOR, "models", "check", "gore-segmenter-redtest:latest"], capture_output=True,
-                          text=True, env={**os.environ, "BENTOML_HOME": home}, timeout=300)
+    done = subprocess.run(
+        [GORE_CENSOR, "models", "check", "gore-segmenter-redtest:latest"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENTOML_HOME": home},
+        timeout=300,
+    )
     assert done.returncode == 2 and "does not load" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -124,16 +148,25 @@ def _store_with_damaged_segmenter(tmp_path: Path) -> str:
     """A separate store with the red-pixel models, the segmenter's weights file cut in half."""
     home = tempfile.mkdtemp(prefix="gore-test-damaged-")
     code = "import pipeline; from red_pixel_models import register_red_models; register_red_models()"
-    subprocess.run([sys.executable, "-c", code], cwd=REPO / "tests", env={**os.environ, "BENTOML_HOME": home}, check=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO / "tests",
+        env={**os.environ, "BENTOML_HOME": home},
+        check=True,
+        timeout=300,
+    )
     [weights] = Path(home).glob("models/gore-segmenter-redtest/*/weights.h5")
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     return home
 
 
 def test_bentoml_serve_stops_with_the_reason_when_a_model_does_not_load(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": _store_with_damaged_segmenter(tmp_path), "GORE_PROFILE": "redtest",
-           "GORE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "BENTOML_HOME": _store_with_damaged_segmenter(tmp_path),
+        "GORE_PROFILE": "redtest",
+        "GORE_DATA_DIR": str(tmp_path / "data"),
+    }
     started = time.monotonic()
     done = subprocess.run(serve_command(free_port()), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
@@ -146,8 +179,13 @@ def test_bentoml_serve_stops_with_the_reason_when_a_model_does_not_load(tmp_path
 def thesis_store():
     """A separate model store with the thesis profile built untrained (no ImageNet weights offline)."""
     home = tempfile.mkdtemp(prefix="gore-test-thesis-")
-    done = subprocess.run([GORE_CENSOR, "models", "build", "--profile", "thesis", "--weights", "none"], capture_output=True,
-                          text=True, env={**os.environ, "BENTOML_HOME": home}, timeout=1200)
+    done = subprocess.run(
+        [GORE_CENSOR, "models", "build", "--profile", "thesis", "--weights", "none"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENTOML_HOME": home},
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     yield home
     shutil.rmtree(home, ignore_errors=True)
@@ -155,11 +193,19 @@ def thesis_store():
 
 def test_the_thesis_profile_serves_a_segmentation_as_a_dry_run(thesis_store, sample_images, tmp_path):
     """Voting_Mixed and FPN24-EfficientNetB7, untrained: threshold=0 forces the gore branch."""
-    env = {"BENTOML_HOME": thesis_store, "GORE_PROFILE": "thesis", "GORE_ALLOW_UNTRAINED": "1",
-           "GORE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        "BENTOML_HOME": thesis_store,
+        "GORE_PROFILE": "thesis",
+        "GORE_ALLOW_UNTRAINED": "1",
+        "GORE_DATA_DIR": str(tmp_path / "data"),
+    }
     with bentoml_server(env, tmp_path / "serve.log", timeout_s=900) as url:
-        response = httpx.post(f"{url}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())},
-                              data={"threshold": "0"}, timeout=300)
+        response = httpx.post(
+            f"{url}/censor",
+            files={"image": ("r.png", sample_images.red_blob.read_bytes())},
+            data={"threshold": "0"},
+            timeout=300,
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         censored = np.asarray(upright_png(httpx.get(url + body["censored"], timeout=60).content))

@@ -7,20 +7,24 @@ import csv
 import httpx
 import numpy as np
 import pytest
-
-from pipeline.data.split import split_dataset
-from pipeline.data.synthetic import generate
-from pipeline.model_store import register_model
-from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
-from pipeline.training.trainers import BEST, LAST, TrainConfig, train_member, train_segmenter, train_vote
 from serving import bentoml_server
 
+from pipeline.data.dataset import Dataset
+from pipeline.data.synthetic import generate
+from pipeline.model_store.registry import register_model
+from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec, TrainingSpec
+from pipeline.training.trainers import BEST, LAST, train_member, train_segmenter, train_vote
+
 TINY = Profile(
-    name="tinytest", demo=True, description="DEMO test models: 64 px, a few steps of training.",
-    classifier=ClassifierSpec(input_size=64, members=[MemberSpec(name="tiny_wrl", architecture="mobilenetv2", loss="wrl")]),
+    name="tinytest",
+    demo=True,
+    description="DEMO test models: 64 px, a few steps of training.",
+    classifier=ClassifierSpec(
+        input_size=64, members=[MemberSpec(name="tiny_wrl", architecture="mobilenetv2", loss="wrl")]
+    ),
     segmenter=SegmenterSpec(input_size=64, backbone="mobilenetv2"),
 )
-CONFIG = TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, weights=None, verbose=0)
+CONFIG = TrainingSpec(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, encoder_weights="none")
 
 
 def losses(run_dir) -> list[float]:
@@ -31,17 +35,30 @@ def losses(run_dir) -> list[float]:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-synthetic")
-    split_dataset(generate(folder, 48, seed=2, size=96), seed=2).save(folder)
-    return folder
+    generate(folder, 48, seed=2, size=96).split(seed=2).save()
+    return Dataset.load(folder)
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     # As `make models` does: the segmenter first, then the member's encoder starts from it.
-    segmenter, metrics = train_segmenter(tiny_data, TINY.segmenter, runs / "segmenter", CONFIG)
-    member, _ = train_member(tiny_data, TINY.classifier.members[0], runs / "member", CONFIG, input_size=64, encoder_from=segmenter)
-    classifier, _ = train_vote(tiny_data, [member], CONFIG, input_size=64, name="tiny_classifier")
+    gore = {split: tiny_data.require(split, with_masks=True, gore_only=True) for split in ("train", "validation")}
+    segmenter, metrics = train_segmenter(
+        gore["train"], gore["validation"], TINY.segmenter, runs / "segmenter", CONFIG, verbose=0
+    )
+    train, validation = tiny_data.require("train"), tiny_data.require("validation")
+    member, _ = train_member(
+        train,
+        validation,
+        TINY.classifier.members[0],
+        runs / "member",
+        CONFIG,
+        input_size=64,
+        encoder_from=segmenter,
+        verbose=0,
+    )
+    classifier, _ = train_vote(train, validation, [member], input_size=64, name="tiny_classifier")
     return runs, classifier, segmenter, metrics
 
 
@@ -61,18 +78,33 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(trained):
 
 def test_a_run_resumes_where_it_stopped(trained, tiny_data):
     runs = trained[0]
-    longer = TrainConfig(**{**CONFIG.__dict__, "epochs": 5})
-    train_member(tiny_data, TINY.classifier.members[0], runs / "member", longer, input_size=64, resume=True)
+    longer = CONFIG.model_copy(update={"epochs": 5})
+    train_member(
+        tiny_data.require("train"),
+        tiny_data.require("validation"),
+        TINY.classifier.members[0],
+        runs / "member",
+        longer,
+        input_size=64,
+        resume=True,
+        verbose=0,
+    )
     assert len(losses(runs / "member")) == 5, "one more epoch, appended to the same log"
 
 
 def test_the_service_serves_freshly_trained_models(trained, sample_images, tmp_path):
     _, classifier, segmenter, _ = trained
-    register_model(classifier, role="classifier", profile=TINY, trained=True, source="tests/test_training.py", metrics={"test": 1})
+    register_model(
+        classifier, role="classifier", profile=TINY, trained=True, source="tests/test_training.py", metrics={"test": 1}
+    )
     register_model(segmenter, role="segmenter", profile=TINY, trained=True, source="tests/test_training.py")
     with bentoml_server({"GORE_PROFILE": "tinytest", "GORE_DATA_DIR": str(tmp_path)}, tmp_path / "serve.log") as url:
-        response = httpx.post(f"{url}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, data={"threshold": "0"},
-                              timeout=120)
+        response = httpx.post(
+            f"{url}/censor",
+            files={"image": ("r.png", sample_images.red_blob.read_bytes())},
+            data={"threshold": "0"},
+            timeout=120,
+        )
     body = response.json()
     assert response.status_code == 200 and body["dry_run"] is False and body["demo"] is True
     assert body["gore"] is True and body["censored"] is not None and "DEMO MODELS" in body["notice"]

@@ -1,4 +1,10 @@
-"""The one place for configuration: every knob is an environment variable `GORE_<NAME>`."""
+"""The one place for configuration: every knob is an environment variable `GORE_<NAME>`.
+
+Thresholds follow one rule. A profile says what its models were tuned for (`threshold` in
+`models/<profile>.yaml`, recorded with each model in the store); a deployment setting
+(`GORE_THRESHOLD`, `GORE_SEG_THRESHOLD`) wins over it when set; a request may ask for a
+different view of its own answer.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CensorStyle = Literal["black", "blur", "pixelate"]
+REPOSITORY_PROFILES = Path(__file__).resolve().parents[2] / "models"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GORE_", extra="ignore")
+    # Empty variables count as unset, so compose files can pass `${GORE_X:-}` through.
+    model_config = SettingsConfigDict(env_prefix="GORE_", extra="ignore", env_ignore_empty=True)
 
-    profile: str = Field("demo", description="Model profile in models/<profile>.yaml.")
+    profile: str = Field("demo", description="Model profile in <profiles_dir>/<profile>.yaml.")
+    profiles_dir: Path = Field(
+        REPOSITORY_PROFILES, description="Folder of profile YAML files (an installed package is told where)."
+    )
     classifier_model: str | None = Field(
         None, description="Model store tag of the classifier; default gore-classifier-<profile>:latest."
     )
@@ -24,22 +35,26 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path("data"), description="Where originals, metadata and censored copies live.")
 
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Gore probability at which an image is censored.")
-    seg_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Pixel probability above which a pixel is censored.")
-    style: CensorStyle = "black"
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Gore probability at which an image is censored; default: the classifier's."
+    )
+    seg_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Pixel probability above which a pixel is censored; default: the segmenter's."
+    )
+    style: CensorStyle = Field("black", description="Default look of censored pixels.")
 
     allow_untrained: bool = Field(
         False, description="Dry run: serve models that were never trained, flagging every answer."
     )
 
-    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0, description="Most bytes one uploaded file may have.")
     max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: width * height.")
     max_batch_images: int = Field(64, gt=0, description="Most files one POST /censor/batch may carry.")
 
     gpu: float = Field(0.0, ge=0.0, description="GPUs per model service; 0.5 lets both share one device.")
     max_batch_size: int = Field(8, gt=1, description="Adaptive batching: most images per model call.")
     max_latency_ms: int = Field(120_000, gt=0, description="Adaptive batching: latency budget per request.")
-    request_timeout_s: int = Field(300, gt=0)
+    request_timeout_s: int = Field(300, gt=0, description="Most seconds one request may take.")
     preflight_timeout_s: int = Field(
         900, gt=0, description="Most seconds a model service's start-up check may take to load its model."
     )

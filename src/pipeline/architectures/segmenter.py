@@ -31,7 +31,9 @@ def build_segmenter(
     try:
         mode = SEGMENTER_BACKBONES[backbone]
     except KeyError:
-        raise ValueError(f"unknown segmenter backbone {backbone!r}; choose one of {sorted(SEGMENTER_BACKBONES)}") from None
+        raise ValueError(
+            f"unknown segmenter backbone {backbone!r}; choose one of {sorted(SEGMENTER_BACKBONES)}"
+        ) from None
     shape = (input_size, input_size, 3)
     fpn = with_weights(
         lambda w: sm.FPN(

@@ -1,1 +1,1 @@
-"""Data sets in the thesis' formats, converted to one manifest (`dataset.json`)."""
+"""Data sets: the `Dataset` object, converters from the thesis' formats, synthetic data, checks."""

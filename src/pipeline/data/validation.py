@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.data.manifest import Dataset
-from pipeline.data.via import Problem, check_entry, via_entries
+from pipeline.data.dataset import Dataset
+from pipeline.data.formats.via import Problem, check_entry, via_entries
 
 
 def validate_via(project_path: Path, images_dir: Path) -> list[Problem]:
@@ -34,10 +34,12 @@ def validate_dataset(folder: Path) -> list[Problem]:
         if sample.mask is not None:
             mask_size = _readable(folder / sample.mask, sample.mask, problems)
             if size and mask_size and size != mask_size:
-                problems.append(Problem(sample.mask, f"mask is {mask_size[0]}x{mask_size[1]}, its image {size[0]}x{size[1]}"))
+                problems.append(
+                    Problem(sample.mask, f"mask is {mask_size[0]}x{mask_size[1]}, its image {size[0]}x{size[1]}")
+                )
     problems += _empty_classes({s.gore for s in dataset.samples}, str(folder / "dataset.json"))
     for split in ("train", "validation", "test"):
-        part = dataset.subset(split)
+        part = dataset.subset(split).samples
         if part and len({s.gore for s in part}) < 2:
             problems.append(Problem(str(folder / "dataset.json"), f"the {split} split holds only one class"))
     return problems

@@ -2,49 +2,52 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import albumentations as A
 import cv2
 import numpy as np
 import tf_keras
 
-from pipeline.data.manifest import Dataset, Sample, read_mask, read_rgb
-from pipeline.image_io import model_input
-
-
-def load_images(folder: Path, samples: list[Sample]) -> list[np.ndarray]:
-    return [read_rgb(Path(folder) / s.image) for s in samples]
-
-
-def load_masks(folder: Path, samples: list[Sample]) -> list[np.ndarray]:
-    return [read_mask(Path(folder) / s.mask) for s in samples]
+from pipeline.imaging.model_input import model_input
 
 
 def classifier_augmentation() -> A.Compose:
     """The thesis' set: rotation up to 90 degrees, horizontal flip, brightness, shifts."""
-    return A.Compose([
-        A.Affine(rotate=(-90, 90), translate_percent={"x": (-0.1, 0.1), "y": (-0.1, 0.1)}, border_mode=cv2.BORDER_REFLECT_101, p=0.8),
-        A.HorizontalFlip(p=0.5),
-        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0, p=0.5),
-    ])
+    return A.Compose(
+        [
+            A.Affine(
+                rotate=(-90, 90),
+                translate_percent={"x": (-0.1, 0.1), "y": (-0.1, 0.1)},
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=0.8,
+            ),
+            A.HorizontalFlip(p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0, p=0.5),
+        ]
+    )
 
 
 def segmenter_augmentation(size: int) -> A.Compose:
     """Random patches (from a whole-image view down to half its area, so patches and the served
     whole-image resize both appear), at most two of hue, brightness, contrast, saturation
     (factor <= 1.0), and flips applied to image and mask together."""
-    return A.Compose([
-        A.RandomResizedCrop(size=(size, size), scale=(0.5, 1.0), ratio=(0.85, 1.15), p=1.0),
-        A.SomeOf([
-            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=0, val_shift_limit=0),
-            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0),
-            A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.2),
-            A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=20, val_shift_limit=0),
-        ], n=2, replace=False, p=0.8),
-        A.HorizontalFlip(p=0.5),
-        A.VerticalFlip(p=0.2),
-    ])
+    return A.Compose(
+        [
+            A.RandomResizedCrop(size=(size, size), scale=(0.5, 1.0), ratio=(0.85, 1.15), p=1.0),
+            A.SomeOf(
+                [
+                    A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=0, val_shift_limit=0),
+                    A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0),
+                    A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.2),
+                    A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=20, val_shift_limit=0),
+                ],
+                n=2,
+                replace=False,
+                p=0.8,
+            ),
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.2),
+        ]
+    )
 
 
 class _ShuffledBatches(tf_keras.utils.Sequence):
@@ -69,7 +72,9 @@ class _ShuffledBatches(tf_keras.utils.Sequence):
 
 
 class ClassifierBatches(_ShuffledBatches):
-    def __init__(self, images: list[np.ndarray], labels: np.ndarray, *, batch_size: int, size: int, augment: bool, seed: int = 0):
+    def __init__(
+        self, images: list[np.ndarray], labels: np.ndarray, *, batch_size: int, size: int, augment: bool, seed: int = 0
+    ):
         self.images, self.labels, self.size = images, labels.astype(np.float32), size
         self.augmentation = classifier_augmentation() if augment else None
         super().__init__(len(images), batch_size, shuffle=augment, seed=seed)
@@ -96,19 +101,3 @@ class SegmenterBatches(_ShuffledBatches):
         images = np.stack([p["image"] for p in pairs]).astype(np.float32)
         masks = np.stack([p["mask"] for p in pairs]).astype(np.float32)[..., None]
         return images, masks
-
-
-def whole_images(images: list[np.ndarray], size: int) -> np.ndarray:
-    """What the service feeds the models: each whole image resized to size x size."""
-    return np.stack([model_input(image, size) for image in images]).astype(np.float32)
-
-
-def whole_masks(masks: list[np.ndarray], size: int) -> np.ndarray:
-    return np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) for m in masks])
-
-
-def split_samples(dataset: Dataset, split: str, *, with_masks: bool = False) -> list[Sample]:
-    samples = [s for s in dataset.subset(split) if not with_masks or s.mask is not None]
-    if not samples:
-        raise ValueError(f"the data set has no {split} samples{' with masks' if with_masks else ''}: run `gore-censor data split` first")
-    return samples

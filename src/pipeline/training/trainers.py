@@ -1,17 +1,16 @@
 """Training loops: a classifier member, the vote on frozen members, the segmenter.
 
-Each run writes to its own folder: `best.weights.h5` (best validation score so far),
-`last.weights.h5` and `log.csv` (one row per epoch). `resume=True` continues from the last
-weights at the epoch after the last logged one (the optimizer starts afresh). Checkpoints are
-weights only: the model is rebuilt from its spec, as the model store does, which is fast and
-needs no custom objects. Keras prints a progress bar per epoch.
+Each takes loaded splits (`Dataset` views) and the profile's `TrainingSpec`. Each run writes to
+its own folder: `best.weights.h5` (best validation score so far), `last.weights.h5` and
+`log.csv` (one row per epoch). `resume=True` continues from the last weights at the epoch after
+the last logged one (the optimizer starts afresh). Checkpoints are weights only: the model is
+rebuilt from its spec, as the model store does, which is fast and needs no custom objects.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +18,15 @@ import tf_keras
 
 from pipeline.architectures import build_member, build_segmenter, build_voting_ensemble
 from pipeline.architectures.layers import WeightedVote
-from pipeline.data.manifest import Dataset
-from pipeline.losses import CLASSIFICATION_LOSSES, iou_loss
+from pipeline.data.dataset import Dataset
+from pipeline.imaging.model_input import model_batch, model_masks
 from pipeline.metrics import classification_metrics, segmentation_metrics
-from pipeline.profiles import MemberSpec, SegmenterSpec
-from pipeline.training.batches import (
-    ClassifierBatches,
-    SegmenterBatches,
-    load_images,
-    load_masks,
-    split_samples,
-    whole_images,
-    whole_masks,
-)
-
+from pipeline.profiles import MemberSpec, SegmenterSpec, TrainingSpec
+from pipeline.training.batches import ClassifierBatches, SegmenterBatches
+from pipeline.training.losses import CLASSIFICATION_LOSSES, SEGMENTATION_LOSSES
 
 BEST, LAST = "best.weights.h5", "last.weights.h5"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 1000
-    batch_size: int = 16
-    learning_rate: float = 1e-5
-    patience: int = 300
-    weights: str | None = "imagenet"
-    seed: int = 0
-    verbose: int = 1
+VOTE_EPOCHS, VOTE_LEARNING_RATE = 50, 0.05  # A handful of weights on member outputs: fits in seconds.
 
 
 class ValidationScore(tf_keras.callbacks.Callback):
@@ -99,8 +80,15 @@ def _logged_epochs(log: Path) -> int:
 
 
 def _fit(
-    model: tf_keras.Model, compile_model: Callable[[tf_keras.Model], None], batches, score: ValidationScore,
-    run_dir: Path, config: TrainConfig, resume: bool,
+    model: tf_keras.Model,
+    loss,
+    batches,
+    score: ValidationScore,
+    run_dir: Path,
+    spec: TrainingSpec,
+    *,
+    resume: bool,
+    verbose: int,
 ) -> tf_keras.Model:
     run_dir.mkdir(parents=True, exist_ok=True)
     log, last, best = run_dir / "log.csv", run_dir / LAST, run_dir / BEST
@@ -108,19 +96,23 @@ def _fit(
     if resume and last.is_file():
         model.load_weights(last)
         initial_epoch = _logged_epochs(log)
-    if config.weights is None:
+    if spec.weights is None:
         follow_batch_statistics(model)
-    compile_model(model)
+    model.compile(tf_keras.optimizers.Adam(spec.learning_rate), loss=loss)
     monitor = f"val_{score.name}"
     callbacks = [
         score,  # First: the others read what it logs.
-        tf_keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience, restore_best_weights=True),
-        tf_keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True),
+        tf_keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max", patience=spec.patience, restore_best_weights=True
+        ),
+        tf_keras.callbacks.ModelCheckpoint(
+            str(best), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
+        ),
         tf_keras.callbacks.ModelCheckpoint(str(last), save_weights_only=True),
         tf_keras.callbacks.CSVLogger(str(log), append=resume),
     ]
-    if initial_epoch < config.epochs:
-        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=config.verbose)
+    if initial_epoch < spec.epochs:
+        model.fit(batches, epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     model.load_weights(best if best.is_file() else last)
     return model
 
@@ -132,72 +124,80 @@ def load_member(run_dir: Path, member: MemberSpec, *, input_size: int) -> tf_ker
     return model
 
 
-def train_member(data_dir: Path, member: MemberSpec, run_dir: Path, config: TrainConfig, *, input_size: int = 224,
-                 resume: bool = False, encoder_from: tf_keras.Model | None = None) -> tuple[tf_keras.Model, dict[str, float]]:
+def train_member(
+    train: Dataset,
+    validation: Dataset,
+    member: MemberSpec,
+    run_dir: Path,
+    spec: TrainingSpec,
+    *,
+    input_size: int,
+    resume: bool = False,
+    encoder_from: tf_keras.Model | None = None,
+    verbose: int = 1,
+) -> tuple[tf_keras.Model, dict[str, float]]:
     """One classifier member, early-stopped on validation Double F1; `encoder_from` starts its
     encoder from another trained model's matching layers (see `copy_encoder`)."""
-    dataset = Dataset.load(data_dir)
-    train, validation = split_samples(dataset, "train"), split_samples(dataset, "validation")
-    labels = np.array([s.gore for s in train])
-    batches = ClassifierBatches(load_images(data_dir, train), labels, batch_size=config.batch_size, size=input_size,
-                                augment=True, seed=config.seed)
-    val_x = whole_images(load_images(data_dir, validation), input_size)
-    val_y = np.array([s.gore for s in validation])
+    batches = ClassifierBatches(
+        train.images(), train.labels(), batch_size=spec.batch_size, size=input_size, augment=True, seed=spec.seed
+    )
+    val_x, val_y = model_batch(validation.images(), input_size), validation.labels()
     score = ValidationScore("double_f1", val_x, lambda p: classification_metrics(val_y, p)["double_f1"])
-    tf_keras.utils.set_random_seed(config.seed)
-    model = build_member(member.architecture, weights=config.weights, input_size=input_size, name=member.name)
+    tf_keras.utils.set_random_seed(spec.seed)
+    model = build_member(member.architecture, weights=spec.weights, input_size=input_size, name=member.name)
     if encoder_from is not None and not copy_encoder(encoder_from, model):
         raise ValueError(f"{encoder_from.name} shares no layers with a {member.architecture} member")
-
-    def compile_model(m):
-        m.compile(tf_keras.optimizers.Adam(config.learning_rate), loss=CLASSIFICATION_LOSSES[member.loss]())
-
-    model = _fit(model, compile_model, batches, score, Path(run_dir), config, resume)
+    loss = CLASSIFICATION_LOSSES[member.loss]()
+    model = _fit(model, loss, batches, score, Path(run_dir), spec, resume=resume, verbose=verbose)
     return model, classification_metrics(val_y, model.predict(val_x, batch_size=16, verbose=0))
 
 
-def train_vote(data_dir: Path, members: list[tf_keras.Model], config: TrainConfig, *, input_size: int = 224,
-               name: str = "voting_ensemble") -> tuple[tf_keras.Model, dict[str, float]]:
+def train_vote(
+    train: Dataset,
+    validation: Dataset,
+    members: list[tf_keras.Model],
+    *,
+    input_size: int,
+    name: str = "voting_ensemble",
+) -> tuple[tf_keras.Model, dict[str, float]]:
     """The learned weighted vote on frozen members, fitted on the members' training-set probabilities."""
-    dataset = Dataset.load(data_dir)
-    train, validation = split_samples(dataset, "train"), split_samples(dataset, "validation")
-    train_x = whole_images(load_images(data_dir, train), input_size)
+    train_x = model_batch(train.images(), input_size)
     votes = np.concatenate([m.predict(train_x, batch_size=16, verbose=0) for m in members], axis=1)
     head_input = tf_keras.Input((len(members),))
     head = tf_keras.Model(head_input, WeightedVote(name="vote")(head_input))
-    head.compile(tf_keras.optimizers.Adam(0.05), loss="binary_crossentropy")
-    head.fit(votes, np.array([s.gore for s in train], np.float32), epochs=50, batch_size=64, verbose=0)
+    head.compile(tf_keras.optimizers.Adam(VOTE_LEARNING_RATE), loss="binary_crossentropy")
+    head.fit(votes, train.labels().astype(np.float32), epochs=VOTE_EPOCHS, batch_size=64, verbose=0)
     ensemble = build_voting_ensemble(members, name=name)
     ensemble.get_layer("vote").set_weights(head.get_layer("vote").get_weights())
-    val_x = whole_images(load_images(data_dir, validation), input_size)
-    metrics = classification_metrics([s.gore for s in validation], ensemble.predict(val_x, batch_size=16, verbose=0))
-    return ensemble, metrics
+    val_x = model_batch(validation.images(), input_size)
+    return ensemble, classification_metrics(validation.labels(), ensemble.predict(val_x, batch_size=16, verbose=0))
 
 
-def train_segmenter(data_dir: Path, spec: SegmenterSpec, run_dir: Path, config: TrainConfig, *, positives_only: bool = True,
-                    resume: bool = False) -> tuple[tf_keras.Model, dict[str, float]]:
-    """FPN on random patches with joint augmentation, IoU loss, early-stopped on validation IoU.
-
-    `positives_only`: train and validate on images with gore, like the thesis' segmentation set
-    (in the pipeline the classifier keeps other images away from the segmenter).
-    """
-    dataset = Dataset.load(data_dir)
-
-    def chosen(split: str):
-        return [s for s in split_samples(dataset, split, with_masks=True) if s.gore or not positives_only]
-
-    train, validation = chosen("train"), chosen("validation")
-    batches = SegmenterBatches(load_images(data_dir, train), load_masks(data_dir, train), batch_size=config.batch_size,
-                               size=spec.input_size, seed=config.seed)
-    val_x = whole_images(load_images(data_dir, validation), spec.input_size)
-    val_masks = whole_masks(load_masks(data_dir, validation), spec.input_size)
-    score = ValidationScore("iou", val_x, lambda p: segmentation_metrics(val_masks, p[..., 0], spec.threshold)["iou"])
-    tf_keras.utils.set_random_seed(config.seed)
-    model = build_segmenter(spec.backbone, weights=config.weights, input_size=spec.input_size,
-                            pyramid_block_filters=spec.pyramid_block_filters)
-
-    def compile_model(m):
-        m.compile(tf_keras.optimizers.Adam(config.learning_rate), loss=iou_loss)
-
-    model = _fit(model, compile_model, batches, score, Path(run_dir), config, resume)
-    return model, segmentation_metrics(val_masks, model.predict(val_x, batch_size=8, verbose=0)[..., 0], spec.threshold)
+def train_segmenter(
+    train: Dataset,
+    validation: Dataset,
+    segmenter: SegmenterSpec,
+    run_dir: Path,
+    spec: TrainingSpec,
+    *,
+    resume: bool = False,
+    verbose: int = 1,
+) -> tuple[tf_keras.Model, dict[str, float]]:
+    """FPN on random patches with joint augmentation, the profile's loss (IoU in the thesis),
+    early-stopped on validation IoU. Pass the splits' images with masks; the thesis trains on
+    gore images only (in the pipeline the classifier keeps other images away)."""
+    size = segmenter.input_size
+    batches = SegmenterBatches(train.images(), train.masks(), batch_size=spec.batch_size, size=size, seed=spec.seed)
+    val_x, val_masks = model_batch(validation.images(), size), model_masks(validation.masks(), size)
+    score = ValidationScore(
+        "iou", val_x, lambda p: segmentation_metrics(val_masks, p[..., 0], segmenter.threshold)["iou"]
+    )
+    tf_keras.utils.set_random_seed(spec.seed)
+    model = build_segmenter(
+        segmenter.backbone, weights=spec.weights, input_size=size, pyramid_block_filters=segmenter.pyramid_block_filters
+    )
+    loss = SEGMENTATION_LOSSES[segmenter.loss]()
+    model = _fit(model, loss, batches, score, Path(run_dir), spec, resume=resume, verbose=verbose)
+    return model, segmentation_metrics(
+        val_masks, model.predict(val_x, batch_size=8, verbose=0)[..., 0], segmenter.threshold
+    )

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.data.manifest import ATTRIBUTES, Dataset, Sample
+from pipeline.data.dataset import ATTRIBUTES, Dataset, Sample
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,12 @@ def convert_via(project_path: Path, images_dir: Path, out_dir: Path) -> tuple[Da
         files = entry.get("file_attributes", {})
         gore = _attribute(files, "gore") if any(k.lower() == "gore" for k in files) else bool(regions)
         samples.append(
-            Sample(image=os.path.relpath(image_path, out_dir.resolve()), mask=str(mask_path.relative_to(out_dir)),
-                   gore=gore, attributes=attributes)
+            Sample(
+                image=os.path.relpath(image_path, out_dir.resolve()),
+                mask=str(mask_path.relative_to(out_dir)),
+                gore=gore,
+                attributes=attributes,
+            )
         )
     dataset = Dataset(name=Path(project_path).stem, samples=samples)
     dataset.save(out_dir)

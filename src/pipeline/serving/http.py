@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import NotFound, PipelineError
-from pipeline.metadata_store import ImageStore, check_id
+from pipeline.serving.image_store import ImageStore, check_id
 
 
 def error_response(error: PipelineError) -> JSONResponse:

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.errors import NotFound
-from pipeline.metadata_store import FileSystemStore
-from pipeline.schemas import CensorResult, ModelTags
+from pipeline.serving.image_store import FileSystemStore
+from pipeline.serving.schemas import CensorResult, ModelTags
 
 ID = "ab" * 32
 
 
 def _result(**changes) -> CensorResult:
     fields = dict(
-        id=ID, filename="x.jpg", width=10, height=20, gore_probability=0.9, gore=True, threshold=0.5,
-        seg_threshold=0.5, style="black", censored=f"/images/{ID}/censored", mask=f"/images/{ID}/mask",
-        censored_fraction=0.25, phash="0" * 16, models=ModelTags(classifier="c:1", segmenter="s:1"),
-        profile="demo", demo=True, dry_run=False, notice=None, timings_ms={"classify": 1.0},
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        id=ID,
+        filename="x.jpg",
+        width=10,
+        height=20,
+        gore_probability=0.9,
+        gore=True,
+        threshold=0.5,
+        seg_threshold=0.5,
+        style="black",
+        censored=f"/images/{ID}/censored",
+        mask=f"/images/{ID}/mask",
+        censored_fraction=0.25,
+        phash="0" * 16,
+        models=ModelTags(classifier="c:1", segmenter="s:1"),
+        profile="demo",
+        demo=True,
+        dry_run=False,
+        notice=None,
+        timings_ms={"classify": 1.0},
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     return CensorResult(**{**fields, **changes})
 

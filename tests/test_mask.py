@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.censor_mask import KernelSizes, apply_mask, censor_image, full_size_mask, keep_mask
+from pipeline.imaging.mask import KernelSizes, apply_mask, censor_image, full_size_mask, keep_mask
 
 
 def _original(height=480, width=640, seed=0):
@@ -64,7 +64,9 @@ def test_the_mask_is_smoothed_not_boxy():
     assert abs(int(keep.sum()) - int(raw.sum())) < 0.01 * raw.size, "smoothing moves edges, not areas"
 
 
-@pytest.mark.parametrize(("height", "width", "median", "morphology"), [(224, 224, 3, 3), (480, 640, 3, 7), (3000, 4000, 19, 37)])
+@pytest.mark.parametrize(
+    ("height", "width", "median", "morphology"), [(224, 224, 3, 3), (480, 640, 3, 7), (3000, 4000, 19, 37)]
+)
 def test_kernel_sizes_scale_with_the_image(height, width, median, morphology):
     assert KernelSizes.for_image(height, width) == KernelSizes(median, morphology)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.censoring import ModelCall
-from pipeline.model_store import load_for_serving, stored_model
-from pipeline.schemas import ModelInfo
+from pipeline.model_store.metadata import ModelInfo
+from pipeline.model_store.registry import load_for_serving, stored_model
+from pipeline.serving.censorer import ModelCall
 
 
 def local_model(tag: str, allow_untrained: bool) -> tuple[ModelCall, ModelInfo]:

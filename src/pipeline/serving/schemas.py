@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 from pipeline.config import CensorStyle
 
 DEMO_NOTICE = (
-    "DEMO MODELS: trained on synthetic images only. They are not gore detectors; "
-    "do not rely on them to protect anyone."
+    "DEMO MODELS: trained on synthetic images only. They are not gore detectors; do not rely on them to protect anyone."
 )
 DRY_RUN_NOTICE = "DRY RUN: the models were never trained; probabilities and masks are meaningless."
 
@@ -20,22 +19,11 @@ class ModelTags(BaseModel):
     segmenter: str = Field(description="Model store tag of the segmenter (used only when gore is true).")
 
 
-class ModelInfo(BaseModel):
-    """What a model service reports about the model it serves (from the model store metadata)."""
-
-    tag: str
-    profile: str
-    architecture: str
-    input_size: int
-    threshold: float
-    trained: bool
-    demo: bool
-    parameters: int
-
-
 class CensorOptions(BaseModel):
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Gore probability at which the image is censored.")
-    style: CensorStyle = Field("black", description="How censored pixels look: black, blur or pixelate.")
+    """What one request asks for; the deployment's settings fill in what it leaves out."""
+
+    threshold: float = Field(ge=0.0, le=1.0, description="Gore probability at which the image is censored.")
+    style: CensorStyle = Field(description="How censored pixels look: black, blur or pixelate.")
 
 
 class CensorResult(BaseModel):
@@ -70,7 +58,3 @@ class BatchItem(BaseModel):
     status: int = Field(description="HTTP status this file would have had on its own.")
     result: CensorResult | None = None
     error: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: str

@@ -6,11 +6,13 @@ import hashlib
 
 import numpy as np
 import pytest
+from images import upright
 from PIL import Image
 
-from images import upright
 from pipeline.errors import InvalidImage, UploadTooLarge
-from pipeline.image_io import decode_upload, model_input, perceptual_hash
+from pipeline.imaging.decode import decode_upload
+from pipeline.imaging.hashes import perceptual_hash
+from pipeline.imaging.model_input import model_input
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 4_000_000}
 

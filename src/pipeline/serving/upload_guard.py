@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
-_FILENAME = re.compile(rb'filename\*?=', re.IGNORECASE)
+_FILENAME = re.compile(rb"filename\*?=", re.IGNORECASE)
 
 
 def multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str, bool, bytes]]:

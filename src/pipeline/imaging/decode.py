@@ -1,18 +1,16 @@
-"""Decoding uploads with our own limits (Pillow, EXIF orientation applied) and model inputs."""
+"""Decoding uploads with our own limits (Pillow, EXIF orientation applied)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from dataclasses import dataclass
 
-import cv2
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import InvalidImage, UploadTooLarge
+from pipeline.imaging.hashes import content_id
 
 # We enforce our own pixel limit before decoding; Pillow's bomb warning would only repeat it.
 Image.MAX_IMAGE_PIXELS = None
@@ -43,10 +41,6 @@ class DecodedImage:
         )
 
 
-def content_id(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int) -> DecodedImage:
     """Decode an uploaded file, or raise an error that says what is wrong with it."""
     if not data:
@@ -75,22 +69,3 @@ def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int
     if pixels.ndim != 3 or min(pixels.shape[:2]) < 1:
         raise InvalidImage(f"{filename}: the image has no pixels")
     return DecodedImage(id=content_id(data), filename=filename, format=image_format, pixels=pixels)
-
-
-def model_input(pixels: np.ndarray, size: int) -> np.ndarray:
-    """The size x size RGB uint8 copy the models see; the original is kept untouched."""
-    downscaling = pixels.shape[0] >= size and pixels.shape[1] >= size
-    interpolation = cv2.INTER_AREA if downscaling else cv2.INTER_LINEAR
-    return cv2.resize(pixels, (size, size), interpolation=interpolation)
-
-
-def perceptual_hash(pixels: np.ndarray) -> str:
-    """64-bit DCT hash: near-duplicates (re-encoded, resized) differ in few bits."""
-    return str(imagehash.phash(Image.fromarray(pixels)))
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """Lossless, so kept pixels stay byte-identical to the decoded original."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()

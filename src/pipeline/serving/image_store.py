@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from pipeline.errors import NotFound
-from pipeline.schemas import CensorResult
+from pipeline.serving.schemas import CensorResult
 
 Artifact = Literal["censored", "mask"]
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -86,7 +86,9 @@ class FileSystemStore:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"image {image_id} has no {artifact} image (it was not classified as gore, or is unknown)") from None
+            raise NotFound(
+                f"image {image_id} has no {artifact} image (it was not classified as gore, or is unknown)"
+            ) from None
 
     def delete_artifacts(self, image_id: str) -> None:
         """A re-run that finds no gore must not leave an older censored child behind."""

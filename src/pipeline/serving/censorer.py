@@ -9,17 +9,22 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from anyio import to_thread
 
-from pipeline.censor_mask import censor_image
+from pipeline.config import CensorStyle, Settings
 from pipeline.errors import PipelineError, UploadTooLarge
-from pipeline.image_io import DecodedImage, decode_upload, encode_png, model_input, perceptual_hash
-from pipeline.metadata_store import ImageStore
-from pipeline.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelInfo, ModelTags
+from pipeline.imaging.decode import DecodedImage, decode_upload
+from pipeline.imaging.encode import encode_png
+from pipeline.imaging.hashes import perceptual_hash
+from pipeline.imaging.mask import censor_image
+from pipeline.imaging.model_input import model_input
+from pipeline.model_store.metadata import ModelInfo
+from pipeline.serving.image_store import FileSystemStore, ImageStore
+from pipeline.serving.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelTags
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -59,13 +64,45 @@ class Censorer:
     segment: ModelCall
     classifier: ModelInfo
     segmenter: ModelInfo
+    threshold: float
+    """Gore probability at which an image is censored, unless a request asks otherwise."""
     seg_threshold: float
+    style: CensorStyle
     max_upload_bytes: int
     max_pixels: int
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        classify: ModelCall,
+        segment: ModelCall,
+        classifier: ModelInfo,
+        segmenter: ModelInfo,
+        data_dir: Path | None = None,
+    ) -> Censorer:
+        """The deployment's settings win; where they are unset, what the models were tuned for."""
+        return cls(
+            store=FileSystemStore(data_dir or settings.data_dir),
+            classify=classify,
+            segment=segment,
+            classifier=classifier,
+            segmenter=segmenter,
+            threshold=classifier.threshold if settings.threshold is None else settings.threshold,
+            seg_threshold=segmenter.threshold if settings.seg_threshold is None else settings.seg_threshold,
+            style=settings.style,
+            max_upload_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+        )
 
     @property
     def tags(self) -> ModelTags:
         return ModelTags(classifier=self.classifier.tag, segmenter=self.segmenter.tag)
+
+    def options(self, threshold: float | None = None, style: CensorStyle | None = None) -> CensorOptions:
+        """A request's options: what it asked for, the deployment's defaults for the rest."""
+        return CensorOptions(threshold=self.threshold if threshold is None else threshold, style=style or self.style)
 
     async def censor(self, uploads: Sequence[Upload], options: CensorOptions) -> list[CensorResult | PipelineError]:
         """Censor each upload; an upload that fails gets its own error, the others go on."""
@@ -122,7 +159,10 @@ class Censorer:
             started = time.perf_counter()
             size = self.segmenter.input_size
             maps_batch = await self.segment(np.stack([model_input(job.image.pixels, size) for job in gore]))
-            maps = {job.image.id: np.asarray(m, dtype=np.float32).reshape(size, size) for job, m in zip(gore, maps_batch)}
+            maps = {
+                job.image.id: np.asarray(m, dtype=np.float32).reshape(size, size)
+                for job, m in zip(gore, maps_batch, strict=True)
+            }
             segment_ms = _ms(started)
         return [
             await to_thread.run_sync(self._finish, job, maps.get(job.image.id), options, classify_ms, segment_ms)
@@ -168,7 +208,7 @@ class Censorer:
             dry_run=not (self.classifier.trained and self.segmenter.trained),
             notice=self._notice(),
             timings_ms=timings,
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
         )
         if probability_map is not None:  # Children first, metadata last: the JSON never links a missing file.
             self.store.put_artifact(image.id, "censored", censored_png)

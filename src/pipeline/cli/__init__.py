@@ -1,0 +1,20 @@
+"""`gore-censor`: models, offline censoring, data sets, training and evaluation.
+
+One Typer app, a module per command group.
+"""
+
+from pipeline.cli.censor import censor
+from pipeline.cli.common import typer_group
+from pipeline.cli.data import data_app
+from pipeline.cli.evaluate import evaluate_app
+from pipeline.cli.models import models_app
+from pipeline.cli.train import train_app
+
+app = typer_group("Gore classification and censoring.")
+app.add_typer(models_app, name="models")
+app.command()(censor)
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+
+__all__ = ["app"]

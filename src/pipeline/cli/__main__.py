@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli`: what the model services' start-up check runs."""
+
+from pipeline.cli import app
+
+app()

@@ -1,0 +1,50 @@
+"""What every command group shares: one console, the common options, one way to fail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import PipelineError, WeightsUnavailable
+from pipeline.profiles import EncoderWeights, Profile, load_profile
+
+console = Console(stderr=True, soft_wrap=True)
+
+ProfileOption = Annotated[
+    str | None, typer.Option(help="Model profile, a file <profiles dir>/<name>.yaml; default: $GORE_PROFILE (demo).")
+]
+WeightsOption = Annotated[
+    EncoderWeights | None,
+    typer.Option(help="Where encoders start: 'imagenet' (needs network) or 'none' (random); default: the profile's."),
+]
+DataArgument = Annotated[Path, typer.Argument(help="A data set folder holding dataset.json.")]
+
+
+def fail(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Errors a user can cause end the command with their message, never a traceback."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, PipelineError, WeightsUnavailable) as error:
+        fail(str(error))
+
+
+def profile_named(name: str | None) -> Profile:
+    from pipeline.config import get_settings
+
+    with reported():
+        return load_profile(name or get_settings().profile)
+
+
+def typer_group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)

@@ -1,0 +1,117 @@
+"""`gore-censor models ...`: build, import, check and list the models in the BentoML model store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.common import ProfileOption, WeightsOption, console, fail, profile_named, reported, typer_group
+
+models_app = typer_group("Build, import, check and list the models in the BentoML model store.")
+ROLES = ("classifier", "segmenter")
+
+
+@models_app.command("build")
+def build(profile: ProfileOption = None, weights: WeightsOption = "imagenet") -> None:
+    """Build a profile's models fresh and register them as UNTRAINED (servable only as a dry run)."""
+    from pipeline.architectures import build_profile_model
+    from pipeline.model_store.registry import register_model
+
+    spec = profile_named(profile)
+    with reported():
+        for role in ROLES:
+            with console.status(f"building {spec.name} {role}"):
+                model = build_profile_model(spec, role, weights=None if weights == "none" else weights)
+            tag = register_model(
+                model, role=role, profile=spec, trained=False, source=f"built, encoder weights {weights}"
+            )
+            console.print(f"{role}: {tag} ({model.count_params():,} parameters, untrained)")
+
+
+@models_app.command("ensure")
+def ensure(
+    profile: ProfileOption = None,
+    work_dir: Annotated[Path, typer.Option(help="Where demo training keeps its data and runs.")] = Path("build/demo"),
+) -> None:
+    """Make sure the store holds the profile's models: demo models are trained if missing."""
+    from pipeline.model_store.registry import has_model
+
+    spec = profile_named(profile)
+    missing = [role for role in ROLES if not has_model(role, spec.name)]
+    if not missing:
+        console.print(f"the store holds the {spec.name} models")
+        return
+    if not spec.demo:
+        fail(
+            f"the store has no {spec.name} {' or '.join(missing)}: import weights trained elsewhere with "
+            f"`gore-censor models import --profile {spec.name} --classifier FILE --segmenter FILE`"
+        )
+    console.print("[bold yellow]no demo models in the store: training them on SYNTHETIC data[/]")
+    from pipeline.demo import train_demo
+
+    train_demo(work_dir, console=console)
+
+
+@models_app.command("import")
+def import_weights(
+    classifier: Annotated[Path, typer.Option(help="Classifier trained elsewhere: .keras, or .h5 model or weights.")],
+    segmenter: Annotated[Path, typer.Option(help="Segmenter trained elsewhere: .keras, or .h5 model or weights.")],
+    profile: ProfileOption = None,
+) -> None:
+    """Register models trained elsewhere as the profile's TRAINED models."""
+    from pipeline.model_store.imports import load_weights_file
+    from pipeline.model_store.registry import register_model
+
+    spec = profile_named(profile)
+    with reported():
+        for role, path in (("classifier", classifier), ("segmenter", segmenter)):
+            model, architecture = load_weights_file(path, spec, role)
+            tag = register_model(
+                model,
+                role=role,
+                profile=spec,
+                trained=True,
+                source=f"imported from {path.name}",
+                architecture=architecture,
+            )
+            console.print(f"{role}: {tag} ({model.count_params():,} parameters)")
+
+
+@models_app.command("check")
+def check(tag: Annotated[str, typer.Argument(help="Model store tag, e.g. gore-segmenter-thesis:latest.")]) -> None:
+    """Load a stored model the way a service does and check it still gives its registration outputs."""
+    from pipeline.model_store.registry import stored_model, verify_stored
+
+    with reported():
+        info = verify_stored(stored_model(tag))
+    console.print(
+        f"{info.tag} loads and gives its recorded outputs ({info.architecture}, {info.parameters:,} parameters)"
+    )
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """The gore-censor models in the store, newest first."""
+    import bentoml
+
+    table = Table("tag", "profile", "role", "architecture", "parameters", "trained", "demo")
+    for stored in sorted(bentoml.models.list(), key=lambda m: m.info.creation_time, reverse=True):
+        meta = stored.info.metadata
+        if "role" in meta:
+            table.add_row(
+                str(stored.tag),
+                meta["profile"],
+                meta["role"],
+                meta["architecture"],
+                f"{meta['parameters']:,}",
+                str(meta["trained"]),
+                str(meta["demo"]),
+            )
+    out = Console()
+    if not out.is_terminal:  # Piped or captured: full tags, not cut to 80 columns.
+        out.width = 250
+    out.print(table)

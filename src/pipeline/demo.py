@@ -1,0 +1,126 @@
+"""`make models`: a synthetic data set, the demo profile trained on it, then registered.
+
+DEMO MODELS: trained on synthetic images only; they are not gore detectors. The figures they
+reach measure an easy synthetic task, and their metadata says so. The hyper-parameters are the
+demo profile's (`models/demo.yaml`); this recipe only says what to train in which order.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import track
+
+from pipeline.data.dataset import Dataset
+from pipeline.data.synthetic import generate
+from pipeline.evaluation.evaluate import evaluate_classifier, evaluate_pipeline, evaluate_segmenter
+from pipeline.model_store.registry import register_model
+from pipeline.profiles import load_profile
+from pipeline.training.trainers import train_member, train_segmenter, train_vote
+
+PROGRESS = 1 if sys.stdout.isatty() else 2  # Keras: a progress bar in a terminal, a line per epoch in logs.
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sized for a 2-core CPU. No ImageNet weights: the segmenter trains from random weights
+    first (dense masks teach an encoder fast), and each member's MobileNetV2 encoder starts from
+    the segmenter's, standing in for ImageNet pretraining."""
+
+    images: int = 560
+    seed: int = 0
+    mc_passes: int = 10
+
+
+def synthetic_data(data_dir: Path, plan: DemoPlan, console: Console) -> Dataset:
+    if not (data_dir / "dataset.json").is_file():
+        console.print(f"synthesising {plan.images} SYNTHETIC images (seed {plan.seed})")
+        steps = iter(track(range(plan.images), description="synthesising", console=console))
+        generate(data_dir, plan.images, seed=plan.seed, progress=lambda _: next(steps, None)).split(
+            seed=plan.seed
+        ).save()
+    return Dataset.load(data_dir)
+
+
+def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | None = None) -> dict[str, str]:
+    console = console or Console(stderr=True)
+    work_dir = Path(work_dir)
+    runs, reports = work_dir / "runs", work_dir / "report"
+    started = time.perf_counter()
+    profile = load_profile("demo")
+    training = profile.training_plan()
+    data = synthetic_data(work_dir / "data", plan, console)  # Read from disk once; every step below shares it.
+    train, validation, test = (data.require(split) for split in ("train", "validation", "test"))
+    gore_with_masks = {
+        split: data.require(split, with_masks=True, gore_only=True) for split in ("train", "validation", "test")
+    }
+
+    console.print(f"training DEMO segmenter {profile.segmenter.architecture}")
+    segmenter, _ = train_segmenter(
+        gore_with_masks["train"],
+        gore_with_masks["validation"],
+        profile.segmenter,
+        runs / "segmenter",
+        training.segmenter,
+        resume=True,
+        verbose=PROGRESS,
+    )
+    members = []
+    for spec in profile.classifier.members:
+        console.print(
+            f"training DEMO member {spec.name} ({spec.architecture}, {spec.loss}), encoder from the segmenter"
+        )
+        member, metrics = train_member(
+            train,
+            validation,
+            spec,
+            runs / spec.name,
+            training.member,
+            input_size=profile.classifier.input_size,
+            resume=True,
+            encoder_from=segmenter,
+            verbose=PROGRESS,
+        )
+        console.print(f"  validation {metrics}")
+        members.append(member)
+    console.print("training the vote")
+    classifier, _ = train_vote(
+        train, validation, members, input_size=profile.classifier.input_size, name="demo_classifier"
+    )
+
+    console.print("evaluating on the held-out synthetic test split")
+    threshold, seg_threshold = profile.classifier.threshold, profile.segmenter.threshold
+    cls_report = evaluate_classifier(
+        classifier, test, reports / "classifier", threshold=threshold, profile=profile, mc_passes=plan.mc_passes
+    )
+    seg_report = evaluate_segmenter(segmenter, gore_with_masks["test"], reports / "segmenter", threshold=seg_threshold)
+    pipe_report = evaluate_pipeline(
+        classifier, segmenter, test, reports / "pipeline", threshold=threshold, seg_threshold=seg_threshold
+    )
+    minutes = (time.perf_counter() - started) / 60
+    common = {"data": f"SYNTHETIC ({data.name}, {len(data)} images)", "train_minutes": round(minutes, 1)}
+    classifier_metrics = {
+        **common,
+        "test": next(iter(cls_report.tables.values())),
+        "pipeline_test": next(iter(pipe_report.tables.values())),
+    }
+    segmenter_metrics = {
+        **common,
+        "test": next(iter(seg_report.tables.values())),
+        "pipeline_test": list(pipe_report.tables.values())[-1],
+    }
+    source = "make models: DEMO, trained on synthetic data"
+    tags = {
+        "classifier": register_model(
+            classifier, role="classifier", profile=profile, trained=True, metrics=classifier_metrics, source=source
+        ),
+        "segmenter": register_model(
+            segmenter, role="segmenter", profile=profile, trained=True, metrics=segmenter_metrics, source=source
+        ),
+    }
+    console.print(f"registered {tags} after {minutes:.1f} minutes; reports in {reports}")
+    return tags
