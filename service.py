@@ -1,10 +1,12 @@
 """Gore censoring service: a classifier and a segmenter service, chained by Censor.
 
-bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/...
+bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/..., /admin/...
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,11 +20,14 @@ with bentoml.importing():
     from pipeline.model_store.metadata import ModelInfo
     from pipeline.model_store.preflight import Preflight
     from pipeline.model_store.registry import load_for_serving
+    from pipeline.serving.access import AccessGuard, AccessStore
     from pipeline.serving.censorer import Censorer, Upload
-    from pipeline.serving.http import error_response, images_app, upload_filename
+    from pipeline.serving.http import admin_app, error_response, images_app, upload_filename
     from pipeline.serving.image_store import FileSystemStore
+    from pipeline.serving.openapi import OpenAPIExtension
     from pipeline.serving.schemas import BatchItem, CensorResult
     from pipeline.serving.upload_guard import FormSpec, UploadGuard
+    from pipeline.serving.views import Defaults, Limits, Views
 
 settings = get_settings()
 batching = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
@@ -32,6 +37,10 @@ Threshold = Annotated[
     Field(ge=0.0, le=1.0, description="Gore probability at which to censor; default: the deployment setting."),
 ]
 Style = Annotated[CensorStyle | None, Field(description="Look of censored pixels; default: the deployment setting.")]
+Margin = Annotated[
+    float | None,
+    Field(ge=0.0, le=8.0, description="Model pixels to widen the censored region by; default: the deployment setting."),
+]
 
 
 @bentoml.service(**model_service)
@@ -78,36 +87,58 @@ class Segmenter:
         return self.model_info
 
 
-@bentoml.asgi_app(images_app(FileSystemStore(settings.data_dir)), path="/images")
+store = FileSystemStore(settings.data_dir)
+access = AccessStore.in_data_dir(settings.data_dir)
+views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
+
+
+@bentoml.asgi_app(images_app(store, views, access), path="/images")
+@bentoml.asgi_app(admin_app(access), path="/admin")
 @bentoml.service(traffic={"timeout": settings.request_timeout_s})
 class Censor:
     classifier = bentoml.depends(Classifier, url=settings.classifier_url)
     segmenter = bentoml.depends(Segmenter, url=settings.segmenter_url)
 
+    @bentoml.on_deployment
+    def first_admin_token() -> None:  # Once, before workers start: shown here and never again.
+        made = access.ensure_first_admin()
+        if made is not None:
+            print(
+                f"\nFIRST START: admin token (shown once, store it now): {made.secret}\n", file=sys.stderr, flush=True
+            )
+
     def __init__(self) -> None:
         self._censorer: Censorer | None = None
+        self._checked = 0.0
 
     async def censorer(self) -> Censorer:
-        if self._censorer is None:  # The model services say which models they serve.
-            self._censorer = Censorer.from_settings(
-                settings,
-                classify=self.classifier.to_async.classify,
-                segment=self.segmenter.to_async.segment,
-                classifier=ModelInfo.model_validate(await self.classifier.to_async.info()),
-                segmenter=ModelInfo.model_validate(await self.segmenter.to_async.info()),
-            )
+        """The pipeline for the models served now, asked again every GORE_MODEL_INFO_TTL_S: a
+        redeployed model service is noticed, and results carry the tags that made them."""
+        if self._censorer is None or time.monotonic() - self._checked > settings.model_info_ttl_s:
+            classifier = ModelInfo.model_validate(await self.classifier.to_async.info())
+            segmenter = ModelInfo.model_validate(await self.segmenter.to_async.info())
+            if self._censorer is None or (classifier, segmenter) != (
+                self._censorer.classifier,
+                self._censorer.segmenter,
+            ):
+                classify, segment = self.classifier.to_async.classify, self.segmenter.to_async.segment
+                self._censorer = Censorer(store, classify, segment, classifier, segmenter, views)
+            self._checked = time.monotonic()
         return self._censorer
 
     @bentoml.api(route="/censor")
-    async def censor(self, image: Path, threshold: Threshold = None, style: Style = None) -> CensorResult:
-        """Classify one image; when gore_probability >= threshold, censor it. Answers the metadata JSON."""
+    async def censor(
+        self, image: Path, threshold: Threshold = None, style: Style = None, margin: Margin = None
+    ) -> CensorResult:
+        """Classify one image, every frame; when gore_probability >= threshold, censor it. Answers its JSON."""
         censorer = await self.censorer()
-        [outcome] = await censorer.censor([Upload(image, upload_filename(image))], censorer.options(threshold, style))
+        options = censorer.options(threshold, style, margin)
+        [outcome] = await censorer.censor([Upload(image, upload_filename(image))], options)
         return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
 
     @bentoml.api(route="/censor/batch")
     async def censor_batch(
-        self, images: list[Path], threshold: Threshold = None, style: Style = None
+        self, images: list[Path], threshold: Threshold = None, style: Style = None, margin: Margin = None
     ) -> list[BatchItem]:
         """Several images in field `images`, batched through both models; each file fails alone."""
         if not 0 < len(images) <= settings.max_batch_images:
@@ -116,7 +147,7 @@ class Censor:
             )
         censorer = await self.censorer()
         uploads = [Upload(path, upload_filename(path)) for path in images]
-        outcomes = await censorer.censor(uploads, censorer.options(threshold, style))
+        outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin))
         return [
             BatchItem(filename=o.filename, status=200, result=o)
             if isinstance(o, CensorResult)
@@ -125,7 +156,11 @@ class Censor:
         ]
 
 
-text_fields, slack = {"threshold": False, "style": False}, 1024 * 1024  # Slack: multipart framing, text fields.
+text_fields = {"threshold": False, "style": False, "margin": False}
+slack = 1024 * 1024  # Multipart framing and the text fields.
+# The first added runs first: the API description, then the token check, then the upload check.
+Censor.add_asgi_middleware(OpenAPIExtension)
+Censor.add_asgi_middleware(AccessGuard, store=access)
 Censor.add_asgi_middleware(
     UploadGuard,
     routes={

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,9 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--data", type=Path, default=Path("build/demo/data"))
     parser.add_argument("--out", type=Path, default=Path("docs/demo"))
+    parser.add_argument("--token", default=os.environ.get("GORE_TOKEN"), help="API token (ingest and analyst roles).")
     args = parser.parse_args()
+    headers = {"Authorization": f"Bearer {args.token}"}
     args.out.mkdir(parents=True, exist_ok=True)
     test = Dataset.load(args.data).subset("test").samples
     picks = {
@@ -32,11 +35,13 @@ def main() -> None:
     }
     for name, sample in picks.items():
         data = (args.data / sample.image).read_bytes()
-        answer = httpx.post(f"{args.url}/censor", files={"image": (f"synthetic_{name}.png", data)}, timeout=300).json()
+        files = {"image": (f"synthetic_{name}.png", data)}
+        answer = httpx.post(f"{args.url}/censor", files=files, headers=headers, timeout=300).json()
         original = Image.open(io.BytesIO(data)).convert("RGB")
         panels = [original]
         if answer["censored"]:
-            panels.append(Image.open(io.BytesIO(httpx.get(args.url + answer["censored"]).content)).convert("RGB"))
+            censored = httpx.get(args.url + answer["censored"], headers=headers).content
+            panels.append(Image.open(io.BytesIO(censored)).convert("RGB"))
         canvas = Image.new(
             "RGB", (sum(p.width for p in panels) + 10 * (len(panels) - 1), original.height + 24), "white"
         )

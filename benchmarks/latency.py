@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import tempfile
 import time
@@ -28,7 +29,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--size", type=int, default=640, help="Side of the square test images, in pixels.")
+    parser.add_argument("--token", default=os.environ.get("GORE_TOKEN"), help="API token with the ingest role.")
     args = parser.parse_args()
+    headers = {"Authorization": f"Bearer {args.token}"}
 
     folder = Path(tempfile.mkdtemp(prefix="gore-bench-"))
     dataset = generate(folder, args.requests, seed=int(time.time()), size=args.size)
@@ -36,7 +39,8 @@ def main() -> None:
 
     def post(data: bytes) -> tuple[float, dict]:
         started = time.perf_counter()
-        response = httpx.post(f"{args.url}/censor", files={"image": ("bench.png", io.BytesIO(data))}, timeout=600)
+        files = {"image": ("bench.png", io.BytesIO(data))}
+        response = httpx.post(f"{args.url}/censor", files=files, headers=headers, timeout=600)
         response.raise_for_status()
         return time.perf_counter() - started, response.json()
 

@@ -61,6 +61,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gore-profile-bench-"))
     dataset = generate(work / "images", args.images + 1, seed=int(time.time()), size=args.size)
     files = [(work / "images" / s.image).read_bytes() for s in dataset.samples]
+    from pipeline.serving.access import AccessStore
+
+    made = AccessStore.in_data_dir(work / "data").create_token(
+        "benchmark", ["ingest", "analyst"], created_by="benchmark"
+    )
+    headers = {"Authorization": f"Bearer {made.secret}"}
     env = {
         **os.environ,
         "GORE_PROFILE": args.profile,
@@ -91,7 +97,11 @@ def main() -> None:
         for index, data in enumerate(files):
             t0 = time.perf_counter()
             response = httpx.post(
-                f"{url}/censor", files={"image": ("bench.png", data)}, data={"threshold": "0"}, timeout=600
+                f"{url}/censor",
+                files={"image": ("bench.png", data)},
+                data={"threshold": "0"},
+                headers=headers,
+                timeout=600,
             )
             response.raise_for_status()
             if index == 0:

@@ -68,3 +68,50 @@ def write_images(folder: Path) -> SampleImages:
     huge = folder / "huge.png"
     Image.new("RGB", (3000, 3000), GREEN).save(huge)
     return SampleImages(red_blob, rotated, green, not_an_image, empty, truncated, huge)
+
+
+def linear_rgb_profile() -> bytes:
+    """An ICC v2 display profile: sRGB primaries, but a linear tone curve (gamma 1.0).
+
+    The same pixel values mean brighter colours in it than in sRGB, by a formula a test can
+    check: value v becomes sRGB's encoding of v / 255.
+    """
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    linear = b"curv" + bytes(4) + struct.pack(">IH", 1, 0x0100) + bytes(2)
+    text = b"linear sRGB\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.4360747, 0.2225045, 0.0139322)),
+        (b"gXYZ", xyz(0.3850649, 0.7168786, 0.0971045)),
+        (b"bXYZ", xyz(0.1430804, 0.0606169, 0.7141733)),
+        (b"rTRC", linear),
+        (b"gTRC", linear),
+        (b"bTRC", linear),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + bytes(12)
+    header += b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4 + 44)
+    assert len(header) == 128
+    return header + table + data
+
+
+def srgb_encoded(value: int) -> int:
+    """What a linear value (0-255) is in sRGB's encoding."""
+    linear = value / 255
+    encoded = 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+    return round(encoded * 255)

@@ -71,3 +71,11 @@ def stop_group(process: subprocess.Popen, grace_s: float = 30) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def grant(data_dir: Path, *roles: str, name: str = "tests") -> dict[str, str]:
+    """Headers with a fresh API token holding `roles`, made in the service's data directory."""
+    from pipeline.serving.access import AccessStore
+
+    made = AccessStore.in_data_dir(data_dir).create_token(name, list(roles or ("admin",)), created_by="tests")
+    return {"Authorization": f"Bearer {made.secret}"}

@@ -28,13 +28,15 @@ def test_censor_files_offline_like_the_service(red_model_tags, sample_images, tm
     red, green = (json.loads(line) for line in done.stdout.splitlines())
     assert red["gore"] and not green["gore"] and red["models"]["classifier"] == red_model_tags["classifier"]
     folder = tmp_path / "images" / red["id"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["original.png", "censored.png", "mask.png", f"{red['id']}.json"]
-    )
-    censored, mask = np.asarray(Image.open(folder / "censored.png")), np.asarray(Image.open(folder / "mask.png"))
+    names = sorted(p.name.split("-")[0] for p in folder.iterdir() if not p.name.startswith("."))
+    assert names == ["censored", "maps", "mask", "original.png", "record.json"]
+    [censored_png], [mask_png] = folder.glob("censored-*.png"), folder.glob("mask-*.png")
+    censored, mask = np.asarray(Image.open(censored_png)), np.asarray(Image.open(mask_png))
     original = red_blob_pixels()
     assert np.array_equal(censored[mask == 0], original[mask == 0]) and not censored[mask == 255].any()
-    assert json.loads((folder / f"{red['id']}.json").read_text()) == red
+    record = json.loads((folder / "record.json").read_text())
+    [analysis] = record["analyses"].values()
+    assert analysis["gore_probability"] == red["gore_probability"] and analysis["segmentation"] is not None
 
 
 def test_censor_reports_bad_files_and_exits_non_zero(red_model_tags, sample_images, tmp_path):

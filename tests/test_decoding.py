@@ -1,20 +1,32 @@
-"""Decoding uploads: upright pixels, stable ids, and a clear error for every bad file."""
+"""Decoding uploads into what a viewer sees: upright, 8-bit sRGB, transparency composited,
+every frame; stable ids; and a clear error for every bad file."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import pytest
-from images import upright
+from images import linear_rgb_profile, srgb_encoded, upright
 from PIL import Image
 
-from pipeline.errors import InvalidImage, UploadTooLarge
+from pipeline.errors import InvalidImage, UnsupportedImage, UploadTooLarge
 from pipeline.imaging.decode import decode_upload
 from pipeline.imaging.hashes import perceptual_hash
 from pipeline.imaging.model_input import model_input
 
-LIMITS = {"max_bytes": 10_000_000, "max_pixels": 4_000_000}
+LIMITS = {"max_bytes": 10_000_000, "max_pixels": 4_000_000, "max_frames": 10}
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def decoded(data: bytes, **limits):
+    return decode_upload(data, "f", **{**LIMITS, **limits})
 
 
 def test_the_id_is_the_sha256_of_the_bytes(sample_images):
@@ -35,7 +47,7 @@ def test_exif_orientation_is_applied(sample_images):
 @pytest.mark.parametrize(
     ("name", "error", "message"),
     [
-        ("not_an_image", InvalidImage, "not an image format"),
+        ("not_an_image", UnsupportedImage, "not an image format"),
         ("empty", InvalidImage, "empty"),
         ("truncated", InvalidImage, "damaged or truncated"),
         ("huge_pixels", UploadTooLarge, "9,000,000 pixels"),
@@ -50,16 +62,102 @@ def test_bad_files_get_an_error_that_says_what_is_wrong(sample_images, name, err
 
 def test_uploads_over_the_byte_limit_are_refused(sample_images):
     with pytest.raises(UploadTooLarge, match="upload limit"):
-        decode_upload(sample_images.red_blob.read_bytes(), "x.png", max_bytes=100, max_pixels=10**9)
+        decode_upload(sample_images.red_blob.read_bytes(), "x.png", max_bytes=100, max_pixels=10**9, max_frames=1)
 
 
-def test_grey_and_transparent_images_become_rgb():
-    import io
+def test_grey_and_palette_images_become_the_same_rgb():
+    grey = decoded(encoded(Image.new("L", (30, 20), 77), "PNG")).pixels
+    assert grey.shape == (20, 30, 3) and (grey == 77).all()
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    assert (decoded(encoded(palette, "PNG")).pixels == (10, 200, 30)).all()
 
-    for mode in ("L", "RGBA", "P"):
-        buffer = io.BytesIO()
-        Image.new(mode, (30, 20)).save(buffer, format="PNG")
-        assert decode_upload(buffer.getvalue(), "m.png", **LIMITS).pixels.shape == (20, 30, 3)
+
+def test_16_bit_grey_is_scaled_not_clipped():
+    ramp = np.linspace(0, 65535, 256).astype(np.uint16)[None, :].repeat(4, axis=0)
+    pixels = decoded(encoded(Image.fromarray(ramp), "PNG")).pixels[0, :, 0]
+    assert pixels[0] == 0 and pixels[-1] == 255 and pixels[128] in (127, 128, 129)
+    assert (pixels == 255).mean() < 0.01, "a full gradient, not 99.6% white"
+
+
+def test_float_samples_from_0_to_1_are_scaled():
+    half = decoded(encoded(Image.fromarray(np.full((6, 6), 0.5, np.float32)), "TIFF")).pixels
+    assert (half == 128).all(), "0.5 is mid grey, not black"
+
+
+def test_transparent_pixels_stay_invisible():
+    """Red hidden under alpha 0 must not appear: composited over white, as a viewer shows it."""
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[..., 0] = 255  # Red everywhere ...
+    rgba[:, 5:, 3] = 255  # ... but only the right half is opaque.
+    rgba[:, :5, 3] = 0
+    pixels = decoded(encoded(Image.fromarray(rgba, "RGBA"), "PNG")).pixels
+    assert (pixels[:, :5] == 255).all(), "the invisible half shows the white background"
+    assert (pixels[:, 5:] == (255, 0, 0)).all()
+    half = rgba.copy()
+    half[..., 3] = 128
+    assert decoded(encoded(Image.fromarray(half, "RGBA"), "PNG")).pixels[0, 0].tolist() == [255, 127, 127]
+
+
+def test_a_palette_transparency_is_composited_too():
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([200, 0, 0] + [0] * 765)
+    data = encoded(palette, "PNG", transparency=0)
+    assert (decoded(data).pixels == 255).all()
+
+
+def test_an_embedded_icc_profile_is_converted_to_srgb():
+    """The same values mean other colours in another colour space: Little CMS converts them."""
+    image = Image.new("RGB", (4, 4), (200, 100, 50))
+    assert decoded(encoded(image, "PNG")).pixels[0, 0].tolist() == [200, 100, 50], "no profile: taken as sRGB"
+    converted = decoded(encoded(image, "PNG", icc_profile=linear_rgb_profile())).pixels[0, 0]
+    expected = [srgb_encoded(v) for v in (200, 100, 50)]
+    assert np.abs(converted.astype(int) - expected).max() <= 3, (converted, expected)
+
+
+def test_cmyk_is_converted_to_rgb():
+    cmyk = Image.new("CMYK", (4, 4), (0, 255, 255, 0))  # Full magenta and yellow: red.
+    pixels = decoded(encoded(cmyk, "JPEG", quality=100)).pixels[0, 0]
+    assert pixels[0] > 200 and pixels[1] < 60 and pixels[2] < 60
+
+
+def test_every_frame_of_an_animation_is_decoded_with_its_timing():
+    colours = [(0, 200, 0), (200, 0, 0), (0, 0, 200)]
+    frames = [Image.new("RGB", (12, 8), c) for c in colours]
+    for fmt, options in (("GIF", {}), ("PNG", {}), ("WEBP", {"lossless": True})):
+        data = encoded(
+            frames[0], fmt, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0, **options
+        )
+        image = decoded(data)
+        assert len(image.frames) == 3, fmt
+        assert [tuple(int(v) for v in f[4, 6]) for f in image.frames] == colours, fmt
+        if fmt != "WEBP":  # Pillow does not report WebP frame durations.
+            assert image.durations_ms == [100, 200, 300], fmt
+
+
+def test_pages_of_a_tiff_are_frames():
+    pages = [Image.new("RGB", (6, 6), (i * 80, 0, 0)) for i in range(3)]
+    image = decoded(encoded(pages[0], "TIFF", save_all=True, append_images=pages[1:]))
+    assert [int(f[0, 0, 0]) for f in image.frames] == [0, 80, 160] and image.durations_ms == []
+
+
+def test_frames_count_against_the_limits():
+    frames = [Image.new("RGB", (100, 100), (i, 0, 0)) for i in range(12)]
+    data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(UploadTooLarge, match="12 frames is over the limit of 10"):
+        decoded(data)
+    with pytest.raises(UploadTooLarge, match=r"100 x 100 x 12 frames = 120,000 pixels"):
+        decoded(data, max_frames=50, max_pixels=100_000)
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "ICO", "PPM", "SGI"])
+def test_formats_outside_the_allow_list_are_refused_by_name(fmt):
+    with pytest.raises(UnsupportedImage, match=f"{fmt} images are not accepted; send JPEG, PNG/APNG"):
+        decoded(encoded(Image.new("RGB", (16, 16)), fmt))
+
+
+def test_pillows_own_bomb_check_stays_on():
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS > 0
 
 
 def test_model_input_is_224_square_uint8():

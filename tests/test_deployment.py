@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from serving import BENTOML, REPO, bentoml_server
+from serving import BENTOML, REPO, bentoml_server, grant
 
 BIN = Path(sys.executable).parent
 BENTOFILE = yaml.safe_load((REPO / "bentofile.yaml").read_text())
@@ -60,7 +60,10 @@ def test_the_exported_bento_serves_from_a_machine_that_never_had_the_models(demo
     env = {**fresh, "GORE_ALLOW_UNTRAINED": "1", "GORE_DATA_DIR": str(tmp_path / "data")}
     with bentoml_server(env, tmp_path / "serve.log", target=demo_bento, cwd=tmp_path) as url:
         response = httpx.post(
-            f"{url}/censor", files={"image": ("g.png", sample_images.green.read_bytes())}, timeout=120
+            f"{url}/censor",
+            files={"image": ("g.png", sample_images.green.read_bytes())},
+            timeout=120,
+            headers=grant(tmp_path / "data", "ingest"),
         )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -213,7 +216,10 @@ def test_censor_calls_model_services_over_http_with_no_model_store_of_its_own(re
         }
         censor = stack.enter_context(bentoml_server(env, tmp_path / "censor.log"))
         response = httpx.post(
-            f"{censor}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, timeout=120
+            f"{censor}/censor",
+            files={"image": ("r.png", sample_images.red_blob.read_bytes())},
+            timeout=120,
+            headers=grant(tmp_path / "data", "ingest"),
         )
     assert response.status_code == 200, response.text
     assert response.json()["gore"] is True and response.json()["models"]["classifier"] == red_model_tags["classifier"]

@@ -9,7 +9,7 @@ import tempfile
 
 import httpx
 import pytest
-from serving import REPO, bentoml_server, free_port, serve_command
+from serving import REPO, bentoml_server, free_port, grant, serve_command
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,10 @@ def test_a_dry_run_serves_and_flags_every_answer(untrained_store, sample_images,
     env = {**untrained_store, "GORE_DATA_DIR": str(tmp_path), "GORE_ALLOW_UNTRAINED": "1"}
     with bentoml_server(env, tmp_path / "serve.log") as url:
         response = httpx.post(
-            f"{url}/censor", files={"image": ("r.png", sample_images.red_blob.read_bytes())}, timeout=120
+            f"{url}/censor",
+            files={"image": ("r.png", sample_images.red_blob.read_bytes())},
+            timeout=120,
+            headers=grant(tmp_path, "ingest"),
         )
     assert response.status_code == 200
     assert response.json()["dry_run"] is True and "DRY RUN" in response.json()["notice"]

@@ -1,90 +1,154 @@
-"""The file-system store: original, <id>.json, censored child; atomic writes; safe ids."""
+"""The image store: originals written once, records that only ever gain information, renderings
+that are never deleted, owner-only files, and one consistent record under concurrent writers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import stat
+import threading
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from pipeline.errors import NotFound
 from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.schemas import CensorResult, ModelTags
+from pipeline.serving.records import Analysis, ImageRecord, Review, Segmentation
 
 ID = "ab" * 32
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _result(**changes) -> CensorResult:
-    fields = dict(
-        id=ID,
-        filename="x.jpg",
-        width=10,
-        height=20,
-        gore_probability=0.9,
-        gore=True,
-        threshold=0.5,
-        seg_threshold=0.5,
-        style="black",
-        censored=f"/images/{ID}/censored",
-        mask=f"/images/{ID}/mask",
-        censored_fraction=0.25,
-        phash="0" * 16,
-        models=ModelTags(classifier="c:1", segmenter="s:1"),
+def analysis(classifier="c:1", probability=0.9, segmented=False, at=T0) -> Analysis:
+    segmentation = Segmentation(maps="maps-x.npy", size=8, segmented_at=at) if segmented else None
+    return Analysis(
+        classifier=classifier,
+        segmenter="s:1",
+        classifier_threshold=0.5,
+        segmenter_threshold=0.5,
         profile="demo",
         demo=True,
         dry_run=False,
-        notice=None,
-        timings_ms={"classify": 1.0},
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        gore_probability=probability,
+        frame_probabilities=[probability],
+        segmentation=segmentation,
+        classified_at=at,
     )
-    return CensorResult(**{**fields, **changes})
 
 
-def test_layout_is_one_folder_per_image(tmp_path):
+def record(*analyses: Analysis, reviews=()) -> ImageRecord:
+    return ImageRecord(
+        id=ID,
+        filename="x.jpg",
+        format="JPEG",
+        width=10,
+        height=20,
+        frames=1,
+        phash="0" * 16,
+        first_seen=T0,
+        analyses={a.key: a for a in analyses},
+        reviews=list(reviews),
+    )
+
+
+def test_layout_is_one_folder_per_image_and_files_are_owner_only(tmp_path):
     store = FileSystemStore(tmp_path)
     store.put_original(ID, ".jpg", b"jpeg bytes")
-    store.put_artifact(ID, "censored", b"png")
-    store.put_metadata(_result())
+    store.put_rendering(ID, "censored-abc.png", b"png")
+    store.merge(record(analysis()))
     folder = tmp_path / "images" / ID
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["original.jpg", "censored.png", f"{ID}.json"])
-    assert store.get_metadata(ID) == _result()
-    assert store.get_artifact(ID, "censored") == b"png"
-
-
-def test_writes_leave_no_temporary_files_and_are_readable_by_others(tmp_path):
-    store = FileSystemStore(tmp_path)
-    store.put_metadata(_result())
-    store.put_metadata(_result(gore_probability=0.7))
-    files = list((tmp_path / "images" / ID).iterdir())
-    assert [p.name for p in files] == [f"{ID}.json"]
-    assert files[0].stat().st_mode & 0o044 == 0o044
-    assert store.get_metadata(ID).gore_probability == 0.7
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "censored-abc.png",
+        "original.jpg",
+        "record.json",
+    ]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    assert store.original(ID) == (b"jpeg bytes", ".jpg")
+    assert store.rendering(ID, "censored-abc.png") == b"png" and store.rendering(ID, "mask-none.png") is None
 
 
 def test_an_original_is_written_once(tmp_path):
     store = FileSystemStore(tmp_path)
     store.put_original(ID, ".png", b"first")
     store.put_original(ID, ".png", b"second")
-    assert (tmp_path / "images" / ID / "original.png").read_bytes() == b"first"
+    assert store.original(ID) == (b"first", ".png")
 
 
-def test_unknown_images_and_artifacts(tmp_path):
+def test_an_analysis_only_ever_gains_information(tmp_path):
     store = FileSystemStore(tmp_path)
-    assert store.get_metadata(ID) is None
-    with pytest.raises(NotFound, match="no censored image"):
-        store.get_artifact(ID, "censored")
+    store.merge(record(analysis(probability=0.9, segmented=False)))
+    later = T0 + timedelta(hours=1)
+    merged = store.merge(record(analysis(probability=0.1, segmented=True, at=later)))
+    [kept] = merged.analyses.values()
+    assert kept.gore_probability == 0.9 and kept.classified_at == T0, "what the models said is never rewritten"
+    assert kept.segmentation is not None, "a segmentation may be added"
+    again = store.merge(record(analysis(probability=0.9, segmented=False)))
+    assert next(iter(again.analyses.values())).segmentation is not None, "and is never removed"
+    assert store.record(ID) == again
+
+
+def test_analyses_of_other_models_sit_side_by_side(tmp_path):
+    store = FileSystemStore(tmp_path)
+    store.merge(record(analysis("c:1", 0.9)))
+    merged = store.merge(record(analysis("c:2", 0.2, at=T0 + timedelta(days=1))))
+    assert sorted(merged.analyses) == ["c:1|s:1", "c:2|s:1"]
+    assert merged.latest_analysis().classifier == "c:2"
+
+
+def test_reviews_are_appended_and_the_latest_wins(tmp_path):
+    store = FileSystemStore(tmp_path)
+    store.merge(record(analysis()))
+    first = Review(verdict="not_gore", by="alice", at=T0)
+    second = Review(verdict="gore", by="bob", at=T0 + timedelta(minutes=5))
+    store.merge(record(analysis(), reviews=[first]))
+    merged = store.merge(record(analysis(), reviews=[second]))
+    assert [r.by for r in merged.reviews] == ["alice", "bob"] and merged.latest_review().verdict == "gore"
+    assert next(iter(merged.analyses.values())).gore_probability == 0.9, "a review never overwrites the analysis"
+
+
+def test_concurrent_writers_leave_one_record_holding_everything(tmp_path):
+    store = FileSystemStore(tmp_path)
+    errors = []
+
+    def write(i: int) -> None:
+        try:
+            review = Review(verdict="gore", by=f"user{i}", at=T0 + timedelta(seconds=i))
+            store.merge(record(analysis(f"c:{i % 3}", segmented=i % 2 == 0), reviews=[review]))
+        except Exception as error:  # Collected, so the test reports it.
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    stored = json.loads((tmp_path / "images" / ID / "record.json").read_text())
+    assert sorted(stored["analyses"]) == ["c:0|s:1", "c:1|s:1", "c:2|s:1"]
+    assert len(stored["reviews"]) == 24, "no writer's review was lost"
+    assert all(a["segmentation"] for a in stored["analyses"].values()), "every analysis kept its segmentation"
+    assert not [p for p in (tmp_path / "images" / ID).iterdir() if p.suffix == ".tmp"]
+
+
+def test_segmentation_maps_round_trip_as_uint8(tmp_path):
+    store = FileSystemStore(tmp_path)
+    maps = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    store.put_maps(ID, "maps-x.npy", maps)
+    assert np.array_equal(store.maps(ID, "maps-x.npy"), maps)
+
+
+def test_unknown_images_and_files(tmp_path):
+    store = FileSystemStore(tmp_path)
+    assert store.record(ID) is None
+    with pytest.raises(NotFound, match="no image"):
+        store.original(ID)
+    with pytest.raises(NotFound, match="not a file"):
+        store.rendering(ID, "../record.json")
 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "AB" * 32, "ab" * 31, "", "ab" * 32 + "/x"])
 def test_ids_that_are_not_sha256_hex_are_refused(tmp_path, bad_id):
     with pytest.raises(NotFound, match="not an image id"):
-        FileSystemStore(tmp_path).get_metadata(bad_id)
-
-
-def test_deleting_artifacts_keeps_original_and_metadata(tmp_path):
-    store = FileSystemStore(tmp_path)
-    store.put_original(ID, ".jpg", b"x")
-    store.put_artifact(ID, "censored", b"c")
-    store.put_artifact(ID, "mask", b"m")
-    store.put_metadata(_result())
-    store.delete_artifacts(ID)
-    assert sorted(p.name for p in (tmp_path / "images" / ID).iterdir()) == sorted(["original.jpg", f"{ID}.json"])
+        FileSystemStore(tmp_path).record(bad_id)

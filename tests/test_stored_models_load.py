@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tf_keras
 from images import upright
-from serving import REPO, bentoml_server, free_port, serve_command
+from serving import REPO, bentoml_server, free_port, grant, serve_command
 
 from pipeline.architectures import MEMBER_ARCHITECTURES, SEGMENTER_BACKBONES
 from pipeline.model_store.files import probe_images
@@ -199,17 +199,19 @@ def test_the_thesis_profile_serves_a_segmentation_as_a_dry_run(thesis_store, sam
         "GORE_ALLOW_UNTRAINED": "1",
         "GORE_DATA_DIR": str(tmp_path / "data"),
     }
+    headers = grant(tmp_path / "data", "ingest", "analyst")
     with bentoml_server(env, tmp_path / "serve.log", timeout_s=900) as url:
         response = httpx.post(
             f"{url}/censor",
             files={"image": ("r.png", sample_images.red_blob.read_bytes())},
             data={"threshold": "0"},
             timeout=300,
+            headers=headers,
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        censored = np.asarray(upright_png(httpx.get(url + body["censored"], timeout=60).content))
-        mask = np.asarray(upright_png(httpx.get(url + body["mask"], timeout=60).content))
+        censored = np.asarray(upright_png(httpx.get(url + body["censored"], timeout=60, headers=headers).content))
+        mask = np.asarray(upright_png(httpx.get(url + body["mask"], timeout=60, headers=headers).content))
     assert body["dry_run"] is True and body["gore"] is True and "segment" in body["timings_ms"]
     assert body["models"]["segmenter"].startswith("gore-segmenter-thesis:")
     original = upright(sample_images.red_blob)

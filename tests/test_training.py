@@ -7,7 +7,7 @@ import csv
 import httpx
 import numpy as np
 import pytest
-from serving import bentoml_server
+from serving import bentoml_server, grant
 
 from pipeline.data.dataset import Dataset
 from pipeline.data.synthetic import generate
@@ -104,6 +104,7 @@ def test_the_service_serves_freshly_trained_models(trained, sample_images, tmp_p
             files={"image": ("r.png", sample_images.red_blob.read_bytes())},
             data={"threshold": "0"},
             timeout=120,
+            headers=grant(tmp_path, "ingest"),
         )
     body = response.json()
     assert response.status_code == 200 and body["dry_run"] is False and body["demo"] is True

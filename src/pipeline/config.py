@@ -42,13 +42,17 @@ class Settings(BaseSettings):
         None, ge=0.0, le=1.0, description="Pixel probability above which a pixel is censored; default: the segmenter's."
     )
     style: CensorStyle = Field("black", description="Default look of censored pixels.")
+    margin: float = Field(
+        2.0, ge=0.0, le=8.0, description="Model pixels by which the censored region is widened; 0: the thesis exactly."
+    )
 
     allow_untrained: bool = Field(
         False, description="Dry run: serve models that were never trained, flagging every answer."
     )
 
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0, description="Most bytes one uploaded file may have.")
-    max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: width * height.")
+    max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: width * height * frames.")
+    max_frames: int = Field(200, gt=0, description="Most frames (animation) or pages (TIFF) one image may have.")
     max_batch_images: int = Field(64, gt=0, description="Most files one POST /censor/batch may carry.")
 
     gpu: float = Field(0.0, ge=0.0, description="GPUs per model service; 0.5 lets both share one device.")
@@ -57,6 +61,10 @@ class Settings(BaseSettings):
     request_timeout_s: int = Field(300, gt=0, description="Most seconds one request may take.")
     preflight_timeout_s: int = Field(
         900, gt=0, description="Most seconds a model service's start-up check may take to load its model."
+    )
+
+    model_info_ttl_s: float = Field(
+        30.0, gt=0, description="How often the Censor service asks the model services which models they serve."
     )
 
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")

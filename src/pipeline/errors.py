@@ -15,6 +15,12 @@ class InvalidImage(PipelineError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class UnsupportedImage(PipelineError):
+    """Not one of the accepted image formats."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
 class UploadTooLarge(PipelineError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
@@ -25,6 +31,18 @@ class InvalidRequest(PipelineError):
 
 class NotFound(PipelineError):
     status = HTTPStatus.NOT_FOUND
+
+
+class Unauthorized(PipelineError):
+    """No credentials, or credentials we do not know."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(PipelineError):
+    """Known credentials without the role this needs."""
+
+    status = HTTPStatus.FORBIDDEN
 
 
 class ModelNotReady(PipelineError):

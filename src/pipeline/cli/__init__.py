@@ -3,6 +3,7 @@
 One Typer app, a module per command group.
 """
 
+from pipeline.cli.access import audit, tokens_app
 from pipeline.cli.censor import censor
 from pipeline.cli.common import typer_group
 from pipeline.cli.data import data_app
@@ -16,5 +17,7 @@ app.command()(censor)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(tokens_app, name="tokens")
+app.command()(audit)
 
 __all__ = ["app"]

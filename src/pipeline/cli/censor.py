@@ -22,6 +22,10 @@ def censor(
     style: Annotated[
         CensorStyle | None, typer.Option(help="Look of censored pixels; default: the deployment's.")
     ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=8.0, help="Model pixels to widen the censored region by; default: the deployment's."),
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where results go; default: $GORE_DATA_DIR.")] = None,
     allow_untrained: Annotated[bool, typer.Option(help="Dry run with untrained models.")] = False,
 ) -> None:
@@ -38,7 +42,7 @@ def censor(
         settings, classify=classify, segment=segment, classifier=classifier, segmenter=segmenter, data_dir=data_dir
     )
     uploads = [Upload(path, path.name) for path in files]
-    outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style)))
+    outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style, margin)))
     failed = 0
     for outcome in outcomes:
         if isinstance(outcome, PipelineError):

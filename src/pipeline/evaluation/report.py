@@ -5,26 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+Row = dict[str, float | str]
+
+
+def _cell(value: float | str) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
 
 @dataclass
 class Report:
     title: str
-    tables: dict[str, dict[str, float]] = field(default_factory=dict)
+    tables: dict[str, Row | list[Row]] = field(default_factory=dict)
+    """A table is one row of figures, or several rows with the same columns."""
     notes: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", ""]
         lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
-        for name, row in self.tables.items():
-            lines += [
-                f"## {name}",
-                "",
-                "| " + " | ".join(row) + " |",
-                "|" + " --- |" * len(row),
-                "| " + " | ".join(f"{v:.4f}" for v in row.values()) + " |",
-                "",
-            ]
+        for name, table in self.tables.items():
+            rows = table if isinstance(table, list) else [table]
+            lines += [f"## {name}", "", "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+            lines += ["| " + " | ".join(_cell(v) for v in row.values()) + " |" for row in rows] + [""]
         lines += [f"![{caption}]({path})" for caption, path in self.figures.items()]
         return "\n".join(lines) + "\n"
 

@@ -2,14 +2,21 @@
 
 Model calls are injected as async callables, so the service can route them to its BentoML
 model services (adaptive batching) and the command line to models loaded in-process.
+
+For each upload: its id is the SHA-256 of its bytes, known before decoding; what the serving
+models already said about it is reused. Otherwise every frame is classified; when the highest
+probability reaches the request's or the deployment's threshold, every frame is segmented, so
+the deployment's view of a gore image always has its segmentation (fail closed). The analysis
+is merged into the image's record, and the answer is the record seen through the request's
+options: they change that answer only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +24,14 @@ from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
 from pipeline.errors import PipelineError, UploadTooLarge
-from pipeline.imaging.decode import DecodedImage, decode_upload
-from pipeline.imaging.encode import encode_png
-from pipeline.imaging.hashes import perceptual_hash
-from pipeline.imaging.mask import censor_image
+from pipeline.imaging.decode import DecodedImage
+from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.image_store import FileSystemStore, ImageStore
-from pipeline.serving.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelTags
+from pipeline.serving.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
+from pipeline.serving.schemas import CensorOptions, CensorResult
+from pipeline.serving.views import Defaults, Limits, Views
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -46,11 +53,16 @@ class Upload:
 
 @dataclass
 class _Job:
+    """One distinct image of a request, on its way through the models."""
+
+    id: str
     data: bytes
-    image: DecodedImage
-    decode_ms: float
-    phash: str
-    probability: float = 0.0
+    filename: str
+    record: ImageRecord | None
+    analysis: Analysis | None
+    decoded: DecodedImage | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    maps: np.ndarray | None = None
 
 
 def _ms(since: float) -> float:
@@ -64,12 +76,7 @@ class Censorer:
     segment: ModelCall
     classifier: ModelInfo
     segmenter: ModelInfo
-    threshold: float
-    """Gore probability at which an image is censored, unless a request asks otherwise."""
-    seg_threshold: float
-    style: CensorStyle
-    max_upload_bytes: int
-    max_pixels: int
+    views: Views
 
     @classmethod
     def from_settings(
@@ -82,27 +89,30 @@ class Censorer:
         segmenter: ModelInfo,
         data_dir: Path | None = None,
     ) -> Censorer:
-        """The deployment's settings win; where they are unset, what the models were tuned for."""
-        return cls(
-            store=FileSystemStore(data_dir or settings.data_dir),
-            classify=classify,
-            segment=segment,
-            classifier=classifier,
-            segmenter=segmenter,
-            threshold=classifier.threshold if settings.threshold is None else settings.threshold,
-            seg_threshold=segmenter.threshold if settings.seg_threshold is None else settings.seg_threshold,
-            style=settings.style,
-            max_upload_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_pixels,
-        )
+        store = FileSystemStore(data_dir or settings.data_dir)
+        views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
+        return cls(store, classify, segment, classifier, segmenter, views)
 
     @property
-    def tags(self) -> ModelTags:
-        return ModelTags(classifier=self.classifier.tag, segmenter=self.segmenter.tag)
+    def key(self) -> str:
+        return analysis_key(self.classifier.tag, self.segmenter.tag)
 
-    def options(self, threshold: float | None = None, style: CensorStyle | None = None) -> CensorOptions:
-        """A request's options: what it asked for, the deployment's defaults for the rest."""
-        return CensorOptions(threshold=self.threshold if threshold is None else threshold, style=style or self.style)
+    @property
+    def threshold(self) -> float:
+        """The deployment's gore threshold for the models served now."""
+        defaults = self.views.defaults
+        return self.classifier.threshold if defaults.threshold is None else defaults.threshold
+
+    def options(
+        self, threshold: float | None = None, style: CensorStyle | None = None, margin: float | None = None
+    ) -> CensorOptions:
+        """A request's options: what it asked for, the deployment's for the rest."""
+        defaults = self.views.defaults
+        return CensorOptions(
+            threshold=self.threshold if threshold is None else threshold,
+            style=style or defaults.style,
+            margin=defaults.margin if margin is None else margin,
+        )
 
     async def censor(self, uploads: Sequence[Upload], options: CensorOptions) -> list[CensorResult | PipelineError]:
         """Censor each upload; an upload that fails gets its own error, the others go on."""
@@ -110,119 +120,153 @@ class Censorer:
         jobs: dict[str, _Job] = {}
         slots: dict[str, list[int]] = {}
         for index, upload in enumerate(uploads):
-            started = time.perf_counter()
             try:
-                data = upload.read(self.max_upload_bytes)
-                image = await to_thread.run_sync(self._decode, data, upload.filename)
+                data = upload.read(self.views.limits.max_bytes)
             except PipelineError as error:
                 outcomes[index] = error
                 continue
-            cached = self.store.get_metadata(image.id)
-            if cached is not None and self._still_valid(cached, options):
-                outcomes[index] = cached.model_copy(update={"filename": upload.filename})
-                continue
-            slots.setdefault(image.id, []).append(index)
-            if image.id not in jobs:  # The same bytes twice in one batch: work once.
-                jobs[image.id] = _Job(data, image, _ms(started), perceptual_hash(image.pixels))
+            image_id = content_id(data)  # Known before decoding: the store may already know the image.
+            slots.setdefault(image_id, []).append(index)
+            if image_id not in jobs:  # The same bytes twice in one batch: work once.
+                record = await to_thread.run_sync(self.store.record, image_id)
+                analysis = record.analyses.get(self.key) if record else None
+                jobs[image_id] = _Job(image_id, data, upload.filename, record, analysis)
 
-        for result in await self._run(list(jobs.values()), options):
-            for index in slots[result.id]:
-                outcomes[index] = result.model_copy(update={"filename": uploads[index].filename})
+        failed = await self._analyse(list(jobs.values()), options)
+        for job in jobs.values():
+            for index in slots[job.id]:
+                if job.id in failed:
+                    outcomes[index] = failed[job.id]
+                    continue
+                try:
+                    outcomes[index] = await to_thread.run_sync(self._answer, job, options, uploads[index].filename)
+                except PipelineError as error:
+                    outcomes[index] = error
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _decode(self, data: bytes, filename: str) -> DecodedImage:
-        return decode_upload(data, filename, max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)
+    # ---- the models ----
 
-    def _still_valid(self, cached: CensorResult, options: CensorOptions) -> bool:
-        return (
-            cached.models == self.tags
-            and cached.threshold == options.threshold
-            and cached.style == options.style
-            and cached.seg_threshold == self.seg_threshold
-        )
+    def _needs_segmentation(self, probability: float, options: CensorOptions) -> bool:
+        return probability >= min(options.threshold, self.threshold)
 
-    async def _run(self, jobs: list[_Job], options: CensorOptions) -> list[CensorResult]:
-        if not jobs:
-            return []
+    async def _analyse(self, jobs: list[_Job], options: CensorOptions) -> dict[str, PipelineError]:
+        failed: dict[str, PipelineError] = {}
+        fresh = [job for job in jobs if job.analysis is None]
+        for job in fresh:
+            started = time.perf_counter()
+            try:
+                job.decoded = await to_thread.run_sync(self.views.limits.decode, job.data, job.filename)
+            except PipelineError as error:
+                failed[job.id] = error
+                continue
+            job.timings["decode"] = _ms(started)
+        fresh = [job for job in fresh if job.id not in failed]
+        if fresh:
+            await self._classify(fresh)
+        unsegmented = [
+            job
+            for job in jobs
+            if job.id not in failed
+            and job.analysis is not None
+            and job.analysis.segmentation is None
+            and self._needs_segmentation(job.analysis.gore_probability, options)
+        ]
+        for job in unsegmented:
+            if job.decoded is None:  # Known image, first time it needs a segmentation.
+                try:
+                    data, _ = await to_thread.run_sync(self.store.original, job.id)
+                    job.decoded = await to_thread.run_sync(self.views.limits.decode, data, job.filename)
+                except PipelineError as error:
+                    failed[job.id] = error
+        unsegmented = [job for job in unsegmented if job.id not in failed]
+        if unsegmented:
+            await self._segment(unsegmented)
+        changed = {job.id for job in fresh} | {job.id for job in unsegmented}
+        for job in jobs:
+            if job.id in changed and job.id not in failed:
+                await to_thread.run_sync(self._store, job)
+        return failed
+
+    async def _classify(self, jobs: list[_Job]) -> None:
+        """Every frame of every job in one model call; an image's probability is its highest frame's."""
         started = time.perf_counter()
         size = self.classifier.input_size
-        batch = np.stack([model_input(job.image.pixels, size) for job in jobs])
-        probabilities = np.asarray(await self.classify(batch), dtype=np.float32).reshape(-1)
+        batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
+        probabilities = np.clip(np.asarray(await self.classify(batch), dtype=np.float64).reshape(-1), 0.0, 1.0)
         classify_ms = _ms(started)
-        for job, probability in zip(jobs, probabilities, strict=True):
-            job.probability = float(np.clip(probability, 0.0, 1.0))
+        position = 0
+        for job in jobs:
+            frames = [round(float(p), 6) for p in probabilities[position : position + len(job.decoded.frames)]]
+            position += len(frames)
+            job.timings["classify"] = classify_ms
+            job.analysis = Analysis(
+                classifier=self.classifier.tag,
+                segmenter=self.segmenter.tag,
+                classifier_threshold=self.classifier.threshold,
+                segmenter_threshold=self.segmenter.threshold,
+                profile=self.classifier.profile,
+                demo=self.classifier.demo or self.segmenter.demo,
+                dry_run=not (self.classifier.trained and self.segmenter.trained),
+                gore_probability=max(frames),
+                frame_probabilities=frames,
+                classified_at=utc_now(),
+                timings_ms=dict(job.timings),
+            )
 
-        gore = [job for job in jobs if job.probability >= options.threshold]
-        maps: dict[str, np.ndarray] = {}
-        segment_ms = None
-        if gore:
-            started = time.perf_counter()
-            size = self.segmenter.input_size
-            maps_batch = await self.segment(np.stack([model_input(job.image.pixels, size) for job in gore]))
-            maps = {
-                job.image.id: np.asarray(m, dtype=np.float32).reshape(size, size)
-                for job, m in zip(gore, maps_batch, strict=True)
-            }
-            segment_ms = _ms(started)
-        return [
-            await to_thread.run_sync(self._finish, job, maps.get(job.image.id), options, classify_ms, segment_ms)
-            for job in jobs
-        ]
+    async def _segment(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        size = self.segmenter.input_size
+        batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
+        maps = np.asarray(await self.segment(batch), dtype=np.float32).reshape(-1, size, size)
+        segment_ms = _ms(started)
+        position = 0
+        for job in jobs:
+            count = len(job.decoded.frames)
+            job.maps = np.round(np.clip(maps[position : position + count], 0.0, 1.0) * 255).astype(np.uint8)
+            position += count
+            job.timings["segment"] = segment_ms
+            segmentation = Segmentation(maps=maps_name(self.key), size=size, segmented_at=utc_now())
+            job.analysis = job.analysis.model_copy(
+                update={"segmentation": segmentation, "timings_ms": {**job.analysis.timings_ms, "segment": segment_ms}}
+            )
 
-    def _finish(
-        self,
-        job: _Job,
-        probability_map: np.ndarray | None,
-        options: CensorOptions,
-        classify_ms: float,
-        segment_ms: float | None,
-    ) -> CensorResult:
-        image = job.image
-        timings = {"decode": job.decode_ms, "classify": classify_ms}
-        self.store.put_original(image.id, image.suffix, job.data)
-        censored_fraction = None
-        if probability_map is not None:
-            started = time.perf_counter()
-            censored = censor_image(image.pixels, probability_map, threshold=self.seg_threshold, style=options.style)
-            censored_png, mask_png = encode_png(censored.image), encode_png(censored.gore_mask_png_pixels())
-            censored_fraction = round(censored.censored_fraction, 6)
-            timings["segment"] = segment_ms or 0.0
-            timings["censor"] = _ms(started)
-        result = CensorResult(
-            id=image.id,
-            filename=image.filename,
-            width=image.width,
-            height=image.height,
-            gore_probability=round(job.probability, 6),
-            gore=probability_map is not None,
-            threshold=options.threshold,
-            seg_threshold=self.seg_threshold,
-            style=options.style,
-            censored=f"/images/{image.id}/censored" if probability_map is not None else None,
-            mask=f"/images/{image.id}/mask" if probability_map is not None else None,
-            censored_fraction=censored_fraction,
-            phash=job.phash,
-            models=self.tags,
-            profile=self.classifier.profile,
-            demo=self.classifier.demo or self.segmenter.demo,
-            dry_run=not (self.classifier.trained and self.segmenter.trained),
-            notice=self._notice(),
-            timings_ms=timings,
-            created_at=datetime.now(UTC),
+    def _store(self, job: _Job) -> None:
+        """Files first, then the record that names them, merged with what others stored meanwhile."""
+        decoded = job.decoded
+        assert decoded is not None and job.analysis is not None
+        self.store.put_original(job.id, decoded.suffix, job.data)
+        if job.maps is not None:
+            self.store.put_maps(job.id, job.analysis.segmentation.maps, job.maps)
+        record = job.record or ImageRecord(
+            id=job.id,
+            filename=job.filename,
+            format=decoded.format,
+            width=decoded.width,
+            height=decoded.height,
+            frames=len(decoded.frames),
+            durations_ms=decoded.durations_ms,
+            loop=decoded.loop,
+            phash=perceptual_hash(decoded.pixels),
+            first_seen=utc_now(),
         )
-        if probability_map is not None:  # Children first, metadata last: the JSON never links a missing file.
-            self.store.put_artifact(image.id, "censored", censored_png)
-            self.store.put_artifact(image.id, "mask", mask_png)
-            self.store.put_metadata(result)
-        else:  # Metadata first: an older censored child is unlinked before it is deleted.
-            self.store.put_metadata(result)
-            self.store.delete_artifacts(image.id)
+        update = record.model_copy(update={"analyses": {**record.analyses, self.key: job.analysis}})
+        job.record = self.store.merge(update)
+        job.analysis = job.record.analyses[self.key]
+
+    # ---- the answer ----
+
+    def _answer(self, job: _Job, options: CensorOptions, filename: str) -> CensorResult:
+        assert job.record is not None and job.analysis is not None
+        timings = dict(job.timings or job.analysis.timings_ms)
+        result = self.views.result(job.record, job.analysis, options, filename=filename, timings_ms=timings)
+        if result.gore:  # The links in the answer work at once.
+            started = time.perf_counter()
+            for kind in ("censored", "mask"):
+                self.views.rendering(job.record, job.analysis, kind, options.style, options.margin, job.decoded)
+            result.timings_ms["censor"] = _ms(started)
         return result
 
-    def _notice(self) -> str | None:
-        notices = []
-        if not (self.classifier.trained and self.segmenter.trained):
-            notices.append(DRY_RUN_NOTICE)
-        if self.classifier.demo or self.segmenter.demo:
-            notices.append(DEMO_NOTICE)
-        return " ".join(notices) or None
+
+def maps_name(key: str) -> str:
+    """The file of an analysis' segmentation maps, named by its models."""
+    return f"maps-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"

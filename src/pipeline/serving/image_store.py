@@ -1,31 +1,42 @@
-"""The image store: originals, <id>.json metadata and censored children (thesis Appendix C).
+"""The image store: originals, records, segmentation maps and renderings (thesis Appendix C).
 
 Layout under the data directory, one folder per image id (SHA-256 of the uploaded bytes):
 
-    images/<id>/original.<ext>   the bytes as uploaded
-    images/<id>/<id>.json        the metadata (CensorResult)
-    images/<id>/censored.png     the censored child, only when gore is true
-    images/<id>/mask.png         the gore mask, only when gore is true
+    images/<id>/original.<ext>          the bytes as uploaded, written once
+    images/<id>/record.json             the ImageRecord: facts, analyses, reviews (records.py)
+    images/<id>/maps-<key>.npy          a segmentation: the segmenter's maps, uint8, one per frame
+    images/<id>/<rendering>.png         censored copies and masks, named by what decides their pixels
+
+Nothing is ever deleted, and a record is only ever merged with what is already there, under an
+exclusive lock on the image's folder: concurrent requests for one id (threads or processes of
+this host) leave one consistent record, and no record links a missing file because every file
+is written before the record that names it. Every write goes to a temporary file renamed into
+place; files are owner-only (0600, folders 0700): these are graphic images.
 
 `ImageStore` is the interface the pipeline uses (whole objects in, whole objects out), so an
-object-storage backend can stand in for `FileSystemStore`. On a file system every write goes
-to a temporary file in the same folder and is renamed into place: readers never see half a
-file, and two writers of the same id leave one whole version.
+object-storage backend can stand in for `FileSystemStore`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
+
+import numpy as np
 
 from pipeline.errors import NotFound
-from pipeline.serving.schemas import CensorResult
+from pipeline.serving.records import ImageRecord
 
-Artifact = Literal["censored", "mask"]
 _ID = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[0-9a-z][0-9a-z._-]{0,120}$")
+RECORD = "record.json"
 
 
 def check_id(image_id: str) -> str:
@@ -34,13 +45,22 @@ def check_id(image_id: str) -> str:
     return image_id
 
 
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise NotFound(f"{name!r} is not a file of an image")
+    return name
+
+
 class ImageStore(Protocol):
     def put_original(self, image_id: str, suffix: str, data: bytes) -> None: ...
-    def put_artifact(self, image_id: str, artifact: Artifact, png: bytes) -> None: ...
-    def put_metadata(self, result: CensorResult) -> None: ...
-    def get_metadata(self, image_id: str) -> CensorResult | None: ...
-    def get_artifact(self, image_id: str, artifact: Artifact) -> bytes: ...
-    def delete_artifacts(self, image_id: str) -> None: ...
+    def original(self, image_id: str) -> tuple[bytes, str]: ...
+    def record(self, image_id: str) -> ImageRecord | None: ...
+    def merge(self, record: ImageRecord) -> ImageRecord: ...
+    def put_maps(self, image_id: str, name: str, maps: np.ndarray) -> None: ...
+    def maps(self, image_id: str, name: str) -> np.ndarray: ...
+    def put_rendering(self, image_id: str, name: str, png: bytes) -> None: ...
+    def rendering(self, image_id: str, name: str) -> bytes | None: ...
+    def ids(self) -> Iterator[str]: ...
 
 
 class FileSystemStore:
@@ -51,46 +71,86 @@ class FileSystemStore:
         return self.root / "images" / check_id(image_id)
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; other readers (a web server, backups) need access.
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    @contextmanager
+    def _locked(self, image_id: str) -> Iterator[None]:
+        folder = self.folder(image_id)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # Closing releases the lock.
+
+    # ---- originals ----
 
     def put_original(self, image_id: str, suffix: str, data: bytes) -> None:
         path = self.folder(image_id) / f"original{suffix}"
         if not path.exists():  # Same id, same bytes: nothing to do.
             self._write(path, data)
 
-    def put_artifact(self, image_id: str, artifact: Artifact, png: bytes) -> None:
-        self._write(self.folder(image_id) / f"{artifact}.png", png)
+    def original(self, image_id: str) -> tuple[bytes, str]:
+        for path in self.folder(image_id).glob("original.*"):
+            return path.read_bytes(), path.suffix
+        raise NotFound(f"no image with id {image_id}: POST it to /censor first")
 
-    def put_metadata(self, result: CensorResult) -> None:
-        self._write(self.folder(result.id) / f"{result.id}.json", result.model_dump_json(indent=2).encode())
+    # ---- records ----
 
-    def get_metadata(self, image_id: str) -> CensorResult | None:
-        path = self.folder(image_id) / f"{image_id}.json"
-        if not path.exists():
-            return None
-        return CensorResult.model_validate_json(path.read_bytes())
-
-    def get_artifact(self, image_id: str, artifact: Artifact) -> bytes:
-        path = self.folder(image_id) / f"{artifact}.png"
+    def record(self, image_id: str) -> ImageRecord | None:
+        path = self.folder(image_id) / RECORD
         try:
-            return path.read_bytes()
+            return ImageRecord.model_validate_json(path.read_bytes())
         except FileNotFoundError:
-            raise NotFound(
-                f"image {image_id} has no {artifact} image (it was not classified as gore, or is unknown)"
-            ) from None
+            return None
 
-    def delete_artifacts(self, image_id: str) -> None:
-        """A re-run that finds no gore must not leave an older censored child behind."""
-        for artifact in ("censored", "mask"):
-            (self.folder(image_id) / f"{artifact}.png").unlink(missing_ok=True)
+    def merge(self, record: ImageRecord) -> ImageRecord:
+        """Store what `record` knows on top of what is stored; returns the merged record."""
+        with self._locked(record.id):
+            stored = self.record(record.id)
+            merged = record if stored is None else stored.merged(record)
+            if merged != stored:
+                self._write(self.folder(record.id) / RECORD, merged.model_dump_json(indent=1).encode())
+        return merged
+
+    def ids(self) -> Iterator[str]:
+        images = self.root / "images"
+        if images.is_dir():
+            for folder in images.iterdir():
+                if _ID.fullmatch(folder.name) and (folder / RECORD).is_file():
+                    yield folder.name
+
+    # ---- derived files ----
+
+    def put_maps(self, image_id: str, name: str, maps: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, maps.astype(np.uint8), allow_pickle=False)
+        self._write(self.folder(image_id) / _check_name(name), buffer.getvalue())
+
+    def maps(self, image_id: str, name: str) -> np.ndarray:
+        try:
+            return np.load(self.folder(image_id) / _check_name(name), allow_pickle=False)
+        except FileNotFoundError:
+            raise NotFound(f"image {image_id} has no segmentation {name}") from None
+
+    def put_rendering(self, image_id: str, name: str, png: bytes) -> None:
+        path = self.folder(image_id) / _check_name(name)
+        if not path.exists():  # Same name, same pixels: the first writer's copy is as good.
+            self._write(path, png)
+
+    def rendering(self, image_id: str, name: str) -> bytes | None:
+        try:
+            return (self.folder(image_id) / _check_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from pipeline.config import CensorStyle
+from pipeline.serving.records import Review, Verdict
 
 DEMO_NOTICE = (
     "DEMO MODELS: trained on synthetic images only. They are not gore detectors; do not rely on them to protect anyone."
@@ -20,35 +21,45 @@ class ModelTags(BaseModel):
 
 
 class CensorOptions(BaseModel):
-    """What one request asks for; the deployment's settings fill in what it leaves out."""
+    """How one answer shows an image; the deployment's settings fill in what a request leaves out."""
 
     threshold: float = Field(ge=0.0, le=1.0, description="Gore probability at which the image is censored.")
     style: CensorStyle = Field(description="How censored pixels look: black, blur or pixelate.")
+    margin: float = Field(ge=0.0, le=8.0, description="Model pixels by which the censored region is widened.")
 
 
 class CensorResult(BaseModel):
-    """The metadata JSON for one image, stored as <id>.json beside the original."""
+    """One image as one answer shows it: the models' analysis seen through that answer's options.
+
+    The stored record (GET /images/{id}) is the same view with the deployment's options; a
+    request's own options never change it.
+    """
 
     id: str = Field(description="SHA-256 of the uploaded bytes.")
     filename: str
     width: int
     height: int
-    gore_probability: float = Field(ge=0.0, le=1.0)
+    frames: int = Field(description="Frames of an animation or pages of a TIFF; 1 for a still image.")
+    gore_probability: float = Field(ge=0.0, le=1.0, description="The highest of the frames' gore probabilities.")
+    frame_probabilities: list[float] = Field(description="Each frame's gore probability, in order.")
     gore: bool = Field(description="gore_probability >= threshold: blur or withhold this image by default.")
+    verdict: Verdict = Field(description="What a gallery should do: the latest review's verdict, else the models'.")
+    review: Review | None = Field(description="The latest person's review of this image, if any.")
     threshold: float
     seg_threshold: float = Field(description="Pixel probability above which a pixel is censored.")
     style: CensorStyle
-    censored: str | None = Field(description="URL path of the censored copy (PNG), or null when gore is false.")
-    mask: str | None = Field(description="URL path of the gore mask (PNG, 255 = censored), or null.")
-    censored_fraction: float | None = Field(description="Share of pixels censored; null when not segmented.")
-    phash: str = Field(description="Perceptual hash of the original, for grouping near-duplicates.")
+    margin: float = Field(description="Model pixels by which the censored region is widened.")
+    censored: str | None = Field(description="URL path of the censored copy (PNG or APNG), or null when gore is false.")
+    mask: str | None = Field(description="URL path of the gore mask (PNG or APNG, 255 = censored), or null.")
+    censored_fraction: float | None = Field(description="Share of pixels censored; null when gore is false.")
+    phash: str = Field(description="Perceptual hash of the original's first frame, for grouping near-duplicates.")
     models: ModelTags
     profile: str
     demo: bool = Field(description="True when demo models (synthetic training data) made this result.")
     dry_run: bool = Field(description="True when untrained models made this result.")
-    notice: str | None = None
+    notice: str | None = Field(description="Why these probabilities must not be relied on (demo or untrained models).")
     timings_ms: dict[str, float]
-    created_at: datetime
+    created_at: datetime = Field(description="When the models analysed the image.")
 
 
 class BatchItem(BaseModel):
@@ -58,3 +69,9 @@ class BatchItem(BaseModel):
     status: int = Field(description="HTTP status this file would have had on its own.")
     result: CensorResult | None = None
     error: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what was wrong, in words."""
+
+    error: str

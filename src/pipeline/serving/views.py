@@ -1,0 +1,173 @@
+"""How an analysed image is shown: the answer for a set of options, and its renderings.
+
+A rendering (a censored copy or a mask) is made from the original and a stored segmentation,
+named by a digest of everything that decides its pixels, made on demand and kept. Two writers
+of one rendering write the same bytes, and none is ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from pipeline.config import CensorStyle, Settings
+from pipeline.imaging.decode import DecodedImage, decode_upload
+from pipeline.imaging.encode import encode_png
+from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
+from pipeline.serving.image_store import ImageStore
+from pipeline.serving.records import Analysis, ImageRecord
+from pipeline.serving.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelTags
+
+Kind = Literal["censored", "mask"]
+RENDERING_VERSION = "mask-v2"  # Part of every rendering's name: new post-processing, new files.
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_pixels: int
+    max_frames: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_upload_bytes, settings.max_pixels, settings.max_frames)
+
+    def decode(self, data: bytes, filename: str) -> DecodedImage:
+        return decode_upload(
+            data, filename, max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames
+        )
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The deployment's view. Unset thresholds: what the analysing models were tuned for."""
+
+    threshold: float | None
+    seg_threshold: float | None
+    style: CensorStyle
+    margin: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Defaults:
+        return cls(settings.threshold, settings.seg_threshold, settings.style, settings.margin)
+
+    def threshold_for(self, analysis: Analysis) -> float:
+        return analysis.classifier_threshold if self.threshold is None else self.threshold
+
+    def seg_threshold_for(self, analysis: Analysis) -> float:
+        return analysis.segmenter_threshold if self.seg_threshold is None else self.seg_threshold
+
+    def options(
+        self,
+        analysis: Analysis,
+        threshold: float | None = None,
+        style: CensorStyle | None = None,
+        margin: float | None = None,
+    ) -> CensorOptions:
+        return CensorOptions(
+            threshold=self.threshold_for(analysis) if threshold is None else threshold,
+            style=style or self.style,
+            margin=self.margin if margin is None else margin,
+        )
+
+
+def notice(analysis: Analysis) -> str | None:
+    notices = ([DRY_RUN_NOTICE] if analysis.dry_run else []) + ([DEMO_NOTICE] if analysis.demo else [])
+    return " ".join(notices) or None
+
+
+@dataclass(frozen=True)
+class Views:
+    store: ImageStore
+    defaults: Defaults
+    limits: Limits
+
+    def result(
+        self,
+        record: ImageRecord,
+        analysis: Analysis,
+        options: CensorOptions,
+        *,
+        filename: str | None = None,
+        timings_ms: dict[str, float] | None = None,
+    ) -> CensorResult:
+        """The answer for `options`. A gore answer always has its segmentation (fail closed: the
+        caller segments first)."""
+        gore = analysis.gore_probability >= options.threshold
+        if gore and analysis.segmentation is None:
+            raise RuntimeError(f"{record.id}: gore without a segmentation; segment before answering")
+        review = record.latest_review()
+        model_verdict = "gore" if analysis.gore_probability >= self.defaults.threshold_for(analysis) else "not_gore"
+        return CensorResult(
+            id=record.id,
+            filename=filename or record.filename,
+            width=record.width,
+            height=record.height,
+            frames=record.frames,
+            gore_probability=analysis.gore_probability,
+            frame_probabilities=analysis.frame_probabilities,
+            gore=gore,
+            verdict=review.verdict if review else model_verdict,
+            review=review,
+            threshold=options.threshold,
+            seg_threshold=self.defaults.seg_threshold_for(analysis),
+            style=options.style,
+            margin=options.margin,
+            censored=f"/images/{record.id}/censored?style={options.style}&margin={options.margin:g}" if gore else None,
+            mask=f"/images/{record.id}/mask?margin={options.margin:g}" if gore else None,
+            censored_fraction=round(self.censored_fraction(record, analysis, options.margin), 6) if gore else None,
+            phash=record.phash,
+            models=ModelTags(classifier=analysis.classifier, segmenter=analysis.segmenter),
+            profile=analysis.profile,
+            demo=analysis.demo,
+            dry_run=analysis.dry_run,
+            notice=notice(analysis),
+            timings_ms=timings_ms if timings_ms is not None else analysis.timings_ms,
+            created_at=analysis.classified_at,
+        )
+
+    # ---- renderings ----
+
+    def _keeps(self, record: ImageRecord, analysis: Analysis, margin: float) -> list[np.ndarray]:
+        """Each frame's keep mask at the original's size (1 kept, 0 censored)."""
+        assert analysis.segmentation is not None
+        maps = self.store.maps(record.id, analysis.segmentation.maps).astype(np.float32) / 255.0
+        threshold = self.defaults.seg_threshold_for(analysis)
+        return [full_size_mask(keep_mask(m, threshold), record.height, record.width, margin) for m in maps]
+
+    def censored_fraction(self, record: ImageRecord, analysis: Analysis, margin: float) -> float:
+        return float(np.mean([1.0 - keep.mean() for keep in self._keeps(record, analysis, margin)]))
+
+    def name(self, analysis: Analysis, kind: Kind, style: CensorStyle, margin: float) -> str:
+        decided_by = f"{analysis.key}|{self.defaults.seg_threshold_for(analysis):.6f}|{margin:.4f}|"
+        decided_by += f"{style if kind == 'censored' else ''}|{RENDERING_VERSION}"
+        return f"{kind}-{hashlib.sha256(decided_by.encode()).hexdigest()[:32]}.png"
+
+    def rendering(
+        self,
+        record: ImageRecord,
+        analysis: Analysis,
+        kind: Kind,
+        style: CensorStyle,
+        margin: float,
+        decoded: DecodedImage | None = None,
+    ) -> bytes:
+        """The PNG (APNG for several frames), from the store or made now and kept."""
+        name = self.name(analysis, kind, style, margin)
+        cached = self.store.rendering(record.id, name)
+        if cached is not None:
+            return cached
+        keeps = self._keeps(record, analysis, margin)
+        if kind == "mask":
+            frames = [((1 - keep) * 255).astype(np.uint8) for keep in keeps]
+        else:
+            if decoded is None:
+                data, _ = self.store.original(record.id)
+                decoded = self.limits.decode(data, record.filename)
+            frames = [apply_mask(frame, keep, style) for frame, keep in zip(decoded.frames, keeps, strict=True)]
+        png = encode_png(frames, record.durations_ms, record.loop)
+        self.store.put_rendering(record.id, name, png)
+        return png
