@@ -49,7 +49,10 @@ class CensorResult(BaseModel):
     seg_threshold: float = Field(description="Pixel probability above which a pixel is censored.")
     style: CensorStyle
     margin: float = Field(description="Model pixels by which the censored region is widened.")
-    censored: str | None = Field(description="URL path of the censored copy (PNG or APNG), or null when gore is false.")
+    censored: str | None = Field(
+        description="URL path of the censored copy (PNG or APNG); null when gore is false, or when no segmentation "
+        "exists yet (then withhold the whole image)."
+    )
     mask: str | None = Field(description="URL path of the gore mask (PNG or APNG, 255 = censored), or null.")
     censored_fraction: float | None = Field(description="Share of pixels censored; null when gore is false.")
     phash: str = Field(description="Perceptual hash of the original's first frame, for grouping near-duplicates.")

@@ -94,11 +94,11 @@ class Views:
         filename: str | None = None,
         timings_ms: dict[str, float] | None = None,
     ) -> CensorResult:
-        """The answer for `options`. A gore answer always has its segmentation (fail closed: the
-        caller segments first)."""
+        """The answer for `options`. The censoring pipeline segments every image it answers as gore;
+        an older analysis read with a lower threshold than it was made for may have no
+        segmentation: then it says gore with no censored copy, and clients withhold the image."""
         gore = analysis.gore_probability >= options.threshold
-        if gore and analysis.segmentation is None:
-            raise RuntimeError(f"{record.id}: gore without a segmentation; segment before answering")
+        segmented = gore and analysis.segmentation is not None
         review = record.latest_review()
         model_verdict = "gore" if analysis.gore_probability >= self.defaults.threshold_for(analysis) else "not_gore"
         return CensorResult(
@@ -116,9 +116,11 @@ class Views:
             seg_threshold=self.defaults.seg_threshold_for(analysis),
             style=options.style,
             margin=options.margin,
-            censored=f"/images/{record.id}/censored?style={options.style}&margin={options.margin:g}" if gore else None,
-            mask=f"/images/{record.id}/mask?margin={options.margin:g}" if gore else None,
-            censored_fraction=round(self.censored_fraction(record, analysis, options.margin), 6) if gore else None,
+            censored=f"/images/{record.id}/censored?style={options.style}&margin={options.margin:g}"
+            if segmented
+            else None,
+            mask=f"/images/{record.id}/mask?margin={options.margin:g}" if segmented else None,
+            censored_fraction=round(self.censored_fraction(record, analysis, options.margin), 6) if segmented else None,
             phash=record.phash,
             models=ModelTags(classifier=analysis.classifier, segmenter=analysis.segmenter),
             profile=analysis.profile,
