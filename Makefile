@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test lint models models-build clean
+.PHONY: install serve test lint load faults bombs models models-build clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,18 @@ models-build: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+load: install  ## 16 clients for 5 minutes (and 5,000 requests) against the demo service: errors, latency, memory
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && ../$(BIN)/python load.py --clients 16 --duration 300
+
+faults: install  ## every worker killed under load, the data directory filled (needs root for tmpfs), the store checked
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && ../$(BIN)/python faults.py --clients 8
+
+bombs: install  ## 64 bomb-sized PNGs in one batch: peak memory of every process
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && ../$(BIN)/python bombs.py --count 64
 
 lint: install  ## ruff: lint and formatting (part of `make test`)
 	$(BIN)/ruff check .

@@ -5,8 +5,6 @@ bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /image
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,18 +14,12 @@ from pydantic import Field
 
 with bentoml.importing():
     from pipeline.config import CensorStyle, get_settings
-    from pipeline.errors import InvalidRequest, PipelineError
     from pipeline.model_store.metadata import ModelInfo
     from pipeline.model_store.preflight import Preflight
     from pipeline.model_store.registry import load_for_serving
-    from pipeline.serving.access import AccessGuard, AccessStore
-    from pipeline.serving.censorer import Censorer, Upload
-    from pipeline.serving.http import admin_app, error_response, images_app, upload_filename
-    from pipeline.serving.image_store import FileSystemStore
-    from pipeline.serving.openapi import OpenAPIExtension
+    from pipeline.serving.entry import Entry, ModelClients
+    from pipeline.serving.resilience import DRAINING
     from pipeline.serving.schemas import BatchItem, CensorResult
-    from pipeline.serving.upload_guard import FormSpec, UploadGuard
-    from pipeline.serving.views import Defaults, Limits, Views
 
 settings = get_settings()
 batching = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
@@ -54,6 +46,7 @@ class Classifier:
         Preflight(settings.classifier_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
 
     def __init__(self) -> None:
+        DRAINING.install(settings.shutdown_grace_s)
         self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
 
     @bentoml.api(**batching)
@@ -76,6 +69,7 @@ class Segmenter:
         Preflight(settings.segmenter_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
 
     def __init__(self) -> None:
+        DRAINING.install(settings.shutdown_grace_s)
         self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
 
     @bentoml.api(**batching)
@@ -87,86 +81,38 @@ class Segmenter:
         return self.model_info
 
 
-store = FileSystemStore(settings.data_dir)
-access = AccessStore.in_data_dir(settings.data_dir)
-views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
+entry = Entry.from_settings(settings)
 
 
-@bentoml.asgi_app(images_app(store, views, access), path="/images")
-@bentoml.asgi_app(admin_app(access), path="/admin")
+@bentoml.asgi_app(entry.images_app(), path="/images")
+@bentoml.asgi_app(entry.admin_app(), path="/admin")
 @bentoml.service(traffic={"timeout": settings.request_timeout_s})
 class Censor:
     classifier = bentoml.depends(Classifier, url=settings.classifier_url)
     segmenter = bentoml.depends(Segmenter, url=settings.segmenter_url)
 
     @bentoml.on_deployment
-    def first_admin_token() -> None:  # Once, before workers start: shown here and never again.
-        made = access.ensure_first_admin()
-        if made is not None:
-            print(
-                f"\nFIRST START: admin token (shown once, store it now): {made.secret}\n", file=sys.stderr, flush=True
-            )
+    def prepare() -> None:  # Once, before workers start: sweep leftovers, make the first token.
+        entry.prepare()
 
     def __init__(self) -> None:
-        self._censorer: Censorer | None = None
-        self._checked = 0.0
-
-    async def censorer(self) -> Censorer:
-        """The pipeline for the models served now, asked again every GORE_MODEL_INFO_TTL_S: a
-        redeployed model service is noticed, and results carry the tags that made them."""
-        if self._censorer is None or time.monotonic() - self._checked > settings.model_info_ttl_s:
-            classifier = ModelInfo.model_validate(await self.classifier.to_async.info())
-            segmenter = ModelInfo.model_validate(await self.segmenter.to_async.info())
-            if self._censorer is None or (classifier, segmenter) != (
-                self._censorer.classifier,
-                self._censorer.segmenter,
-            ):
-                classify, segment = self.classifier.to_async.classify, self.segmenter.to_async.segment
-                self._censorer = Censorer(store, classify, segment, classifier, segmenter, views)
-            self._checked = time.monotonic()
-        return self._censorer
+        DRAINING.install(settings.shutdown_grace_s)  # On SIGTERM: finish or refuse, then exit in time.
+        self.models = ModelClients(self.classifier.to_async, self.segmenter.to_async)
 
     @bentoml.api(route="/censor")
     async def censor(
         self, image: Path, threshold: Threshold = None, style: Style = None, margin: Margin = None
     ) -> CensorResult:
         """Classify one image, every frame; when gore_probability >= threshold, censor it. Answers its JSON."""
-        censorer = await self.censorer()
-        options = censorer.options(threshold, style, margin)
-        [outcome] = await censorer.censor([Upload(image, upload_filename(image))], options)
-        return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
+        return await entry.censor_one(self.models, image, threshold, style, margin)
 
     @bentoml.api(route="/censor/batch")
     async def censor_batch(
         self, images: list[Path], threshold: Threshold = None, style: Style = None, margin: Margin = None
     ) -> list[BatchItem]:
         """Several images in field `images`, batched through both models; each file fails alone."""
-        if not 0 < len(images) <= settings.max_batch_images:
-            return error_response(
-                InvalidRequest(f"send 1 to {settings.max_batch_images} files in field 'images', got {len(images)}")
-            )
-        censorer = await self.censorer()
-        uploads = [Upload(path, upload_filename(path)) for path in images]
-        outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin))
-        return [
-            BatchItem(filename=o.filename, status=200, result=o)
-            if isinstance(o, CensorResult)
-            else BatchItem(filename=u.filename, status=int(o.status), error=str(o))
-            for u, o in zip(uploads, outcomes, strict=True)
-        ]
+        return await entry.censor_batch(self.models, images, threshold, style, margin)
 
 
-text_fields = {"threshold": False, "style": False, "margin": False}
-slack = 1024 * 1024  # Multipart framing and the text fields.
-# The first added runs first: the API description, then the token check, then the upload check.
-Censor.add_asgi_middleware(OpenAPIExtension)
-Censor.add_asgi_middleware(AccessGuard, store=access)
-Censor.add_asgi_middleware(
-    UploadGuard,
-    routes={
-        "/censor": FormSpec({"image": True, **text_fields}, settings.max_upload_bytes + slack),
-        "/censor/batch": FormSpec(
-            {"images": True, **text_fields}, settings.max_upload_bytes * settings.max_batch_images + slack
-        ),
-    },
-)
+for middleware, options in entry.middleware():  # In the order they run.
+    Censor.add_asgi_middleware(middleware, **options)

@@ -223,3 +223,26 @@ def test_censor_calls_model_services_over_http_with_no_model_store_of_its_own(re
         )
     assert response.status_code == 200, response.text
     assert response.json()["gore"] is True and response.json()["models"]["classifier"] == red_model_tags["classifier"]
+
+
+def test_orchestrators_wait_longer_than_the_service_takes_to_stop():
+    """SIGTERM: the service finishes or refuses in-flight work and exits within GORE_SHUTDOWN_GRACE_S;
+    compose and Kubernetes must not kill it before that."""
+    from pipeline.config import Settings
+
+    grace = Settings().shutdown_grace_s
+    services = compose_config("compose.yaml")["services"]
+    for name in ("classifier", "segmenter", "censor"):
+        assert _seconds(services[name]["stop_grace_period"]) > grace, name
+    for deployment in (d for d in manifests() if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] > grace
+        [container] = pod["containers"]
+        assert container["readinessProbe"]["timeoutSeconds"] > Settings().probe_timeout_s
+
+
+def _seconds(value) -> float:
+    """docker-compose config writes durations as '30s' or as nanoseconds."""
+    if isinstance(value, str) and value.endswith("s"):
+        return float(value[:-1])
+    return float(value) / 1e9

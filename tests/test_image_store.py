@@ -152,3 +152,12 @@ def test_unknown_images_and_files(tmp_path):
 def test_ids_that_are_not_sha256_hex_are_refused(tmp_path, bad_id):
     with pytest.raises(NotFound, match="not an image id"):
         FileSystemStore(tmp_path).record(bad_id)
+
+
+def test_files_are_written_in_scratch_then_renamed_and_leftovers_are_swept(tmp_path):
+    store = FileSystemStore(tmp_path)
+    store.put_original(ID, ".jpg", b"bytes")
+    assert list(store.scratch.iterdir()) == [], "a finished write leaves nothing in scratch"
+    (store.scratch / "record.json.abc.tmp").write_bytes(b"half a file")  # What a SIGKILL mid-write leaves.
+    assert store.sweep() == 1 and list(store.scratch.iterdir()) == []
+    assert store.original(ID) == (b"bytes", ".jpg")

@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     max_frames: int = Field(200, gt=0, description="Most frames (animation) or pages (TIFF) one image may have.")
     max_batch_images: int = Field(64, gt=0, description="Most files one POST /censor/batch may carry.")
 
+    max_images_in_flight: int = Field(
+        16, gt=0, description="Most images one Censor process works on at once; more wait, then get 503."
+    )
+    max_pixels_in_flight: int = Field(
+        160_000_000, gt=0, description="Most decoded pixels (x frames) one Censor process holds at once."
+    )
+    admission_wait_s: float = Field(10.0, ge=0, description="How long work over those bounds waits before 503.")
+    model_retry_deadline_s: float = Field(
+        30.0, gt=0, description="How long model calls are retried through connection faults before 503."
+    )
+    shutdown_grace_s: float = Field(
+        20.0,
+        gt=0,
+        description="After SIGTERM, in-flight work finishes or is refused, and the process exits within this.",
+    )
+    probe_timeout_s: float = Field(3.0, gt=0, description="Most seconds /readyz takes before answering 503.")
+
     gpu: float = Field(0.0, ge=0.0, description="GPUs per model service; 0.5 lets both share one device.")
     max_batch_size: int = Field(8, gt=1, description="Adaptive batching: most images per model call.")
     max_latency_ms: int = Field(120_000, gt=0, description="Adaptive batching: latency budget per request.")

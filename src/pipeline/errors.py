@@ -9,6 +9,11 @@ class PipelineError(Exception):
     """Base class: `status` is the HTTP status, the message is shown to the client as is."""
 
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
+    retry_after_s: int | None = None
+    """Set on errors that pass: the client may send the same request again after this long."""
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
 class InvalidImage(PipelineError):
@@ -49,6 +54,23 @@ class ModelNotReady(PipelineError):
     """The model store lacks a model, or holds one that must not be served."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class Unavailable(PipelineError):
+    """A passing condition: a model service down, the service busy or shutting down. Try again."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, retry_after_s: int = 5):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StoreFull(PipelineError):
+    """The data directory has no room: nothing partial was written; the service answers again once there is."""
+
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+    retry_after_s = 60
 
 
 class WeightsUnavailable(RuntimeError):

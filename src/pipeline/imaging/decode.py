@@ -105,6 +105,17 @@ def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int
     )
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height x frames from the header, nothing decoded; 0 when it is no accepted image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(ACCEPTED))
+            return image.size[0] * image.size[1] * getattr(image, "n_frames", 1)
+    except Exception:  # Pillow raises many types for broken files; decoding will say what is wrong.
+        return 0
+
+
 def _open(data: bytes, filename: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=list(ACCEPTED))

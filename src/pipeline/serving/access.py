@@ -29,6 +29,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.errors import StoreFull
 from pipeline.serving.records import utc_now
 
 Role = Literal["ingest", "analyst", "admin"]
@@ -40,8 +41,8 @@ DATABASE = "access.db"
 RULES: list[tuple[str, re.Pattern[str], Role | None]] = [
     (method, re.compile(pattern), role)
     for method, pattern, role in [
-        ("GET", r"/(readyz|livez|healthz|metrics|docs\.json)", None),
-        ("GET", r"/(docs)?|/static_content/.+", None),  # BentoML's API page: the description, no data.
+        ("*", r"/(readyz|livez|healthz|metrics|docs\.json)", None),  # Other methods: 405 from the route.
+        ("*", r"/(docs)?|/static_content/.+", None),  # BentoML's API page: the description, no data.
         ("POST", r"/censor(/batch)?", "ingest"),
         ("GET", r"/images/[^/]+(/(censored|mask|original))?", "analyst"),
         ("POST", r"/images/[^/]+/review", "analyst"),
@@ -111,9 +112,16 @@ class AccessStore:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
-            db.row_factory = sqlite3.Row
-            yield db
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
+                db.row_factory = sqlite3.Row
+                yield db
+        except sqlite3.OperationalError as error:
+            # "database or disk is full", or "disk I/O error" (WAL's shared memory cannot grow): refuse,
+            # as the image store does, until there is room again.
+            if "full" in str(error) or "disk I/O" in str(error):
+                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
+            raise
 
     # ---- tokens ----
 

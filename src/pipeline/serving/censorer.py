@@ -24,12 +24,13 @@ from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
 from pipeline.errors import PipelineError, UploadTooLarge
-from pipeline.imaging.decode import DecodedImage
+from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.image_store import FileSystemStore, ImageStore
 from pipeline.serving.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
+from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
 from pipeline.serving.views import Defaults, Limits, Views
 
@@ -69,6 +70,21 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """How much work the pipeline holds at once, and how long it waits for its model services."""
+
+    chunk_images: int
+    """Images read, decoded and sent to the models together; a batch is worked through in chunks."""
+    retry_deadline_s: float
+    admission: Admission
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Capacity:
+        admission = Admission(settings.max_images_in_flight, settings.max_pixels_in_flight, settings.admission_wait_s)
+        return cls(settings.max_batch_size, settings.model_retry_deadline_s, admission)
+
+
 @dataclass
 class Censorer:
     store: ImageStore
@@ -77,6 +93,7 @@ class Censorer:
     classifier: ModelInfo
     segmenter: ModelInfo
     views: Views
+    capacity: Capacity
 
     @classmethod
     def from_settings(
@@ -91,7 +108,7 @@ class Censorer:
     ) -> Censorer:
         store = FileSystemStore(data_dir or settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
-        return cls(store, classify, segment, classifier, segmenter, views)
+        return cls(store, classify, segment, classifier, segmenter, views, Capacity.from_settings(settings))
 
     @property
     def key(self) -> str:
@@ -115,10 +132,15 @@ class Censorer:
         )
 
     async def censor(self, uploads: Sequence[Upload], options: CensorOptions) -> list[CensorResult | PipelineError]:
-        """Censor each upload; an upload that fails gets its own error, the others go on."""
+        """Censor each upload, a chunk at a time; an upload that fails gets its own error, the others go on.
+
+        A chunk holds up to `chunk_images` distinct images whose declared pixels (x frames) fit the
+        process' pixel bound, one image at least; only a chunk's bytes and pixels are held at once.
+        """
         outcomes: list[CensorResult | PipelineError | None] = [None] * len(uploads)
-        jobs: dict[str, _Job] = {}
+        chunk: dict[str, _Job] = {}
         slots: dict[str, list[int]] = {}
+        pixels = 0
         for index, upload in enumerate(uploads):
             try:
                 data = upload.read(self.views.limits.max_bytes)
@@ -126,23 +148,50 @@ class Censorer:
                 outcomes[index] = error
                 continue
             image_id = content_id(data)  # Known before decoding: the store may already know the image.
-            slots.setdefault(image_id, []).append(index)
-            if image_id not in jobs:  # The same bytes twice in one batch: work once.
-                record = await to_thread.run_sync(self.store.record, image_id)
-                analysis = record.analyses.get(self.key) if record else None
-                jobs[image_id] = _Job(image_id, data, upload.filename, record, analysis)
-
-        failed = await self._analyse(list(jobs.values()), options)
-        for job in jobs.values():
-            for index in slots[job.id]:
-                if job.id in failed:
-                    outcomes[index] = failed[job.id]
-                    continue
-                try:
-                    outcomes[index] = await to_thread.run_sync(self._answer, job, options, uploads[index].filename)
-                except PipelineError as error:
-                    outcomes[index] = error
+            if image_id in chunk:  # The same bytes twice in one chunk: work once.
+                slots[image_id].append(index)
+                continue
+            size = declared_pixels(data)
+            full = len(chunk) >= self.capacity.chunk_images or pixels + size > self.capacity.admission.max_pixels
+            if chunk and full:
+                await self._chunk(chunk, slots, pixels, uploads, options, outcomes)
+                chunk, slots, pixels = {}, {}, 0
+            record = await to_thread.run_sync(self.store.record, image_id)
+            analysis = record.analyses.get(self.key) if record else None
+            chunk[image_id] = _Job(image_id, data, upload.filename, record, analysis)
+            slots[image_id], pixels = [index], pixels + size
+        if chunk:
+            await self._chunk(chunk, slots, pixels, uploads, options, outcomes)
         return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _chunk(
+        self,
+        jobs: dict[str, _Job],
+        slots: dict[str, list[int]],
+        pixels: int,
+        uploads: Sequence[Upload],
+        options: CensorOptions,
+        outcomes: list[CensorResult | PipelineError | None],
+    ) -> None:
+        try:
+            await self.capacity.admission.acquire(len(jobs), pixels)
+        except PipelineError as busy:
+            for index in (i for ids in slots.values() for i in ids):
+                outcomes[index] = busy
+            return
+        try:
+            failed = await self._analyse(list(jobs.values()), options)
+            for job in jobs.values():
+                for index in slots[job.id]:
+                    if job.id in failed:
+                        outcomes[index] = failed[job.id]
+                        continue
+                    try:
+                        outcomes[index] = await to_thread.run_sync(self._answer, job, options, uploads[index].filename)
+                    except PipelineError as error:
+                        outcomes[index] = error
+        finally:
+            await self.capacity.admission.release(len(jobs), pixels)
 
     # ---- the models ----
 
@@ -162,7 +211,11 @@ class Censorer:
             job.timings["decode"] = _ms(started)
         fresh = [job for job in fresh if job.id not in failed]
         if fresh:
-            await self._classify(fresh)
+            try:
+                await self._classify(fresh)
+            except PipelineError as error:  # The model service stayed down: every image of the call fails alike.
+                failed.update(dict.fromkeys((job.id for job in fresh), error))
+                fresh = []
         unsegmented = [
             job
             for job in jobs
@@ -180,11 +233,18 @@ class Censorer:
                     failed[job.id] = error
         unsegmented = [job for job in unsegmented if job.id not in failed]
         if unsegmented:
-            await self._segment(unsegmented)
+            try:
+                await self._segment(unsegmented)
+            except PipelineError as error:
+                failed.update(dict.fromkeys((job.id for job in unsegmented), error))
+                unsegmented = []
         changed = {job.id for job in fresh} | {job.id for job in unsegmented}
         for job in jobs:
             if job.id in changed and job.id not in failed:
-                await to_thread.run_sync(self._store, job)
+                try:
+                    await to_thread.run_sync(self._store, job)
+                except PipelineError as error:  # A full disk: nothing partial was stored.
+                    failed[job.id] = error
         return failed
 
     async def _classify(self, jobs: list[_Job]) -> None:
@@ -192,7 +252,9 @@ class Censorer:
         started = time.perf_counter()
         size = self.classifier.input_size
         batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
-        probabilities = np.clip(np.asarray(await self.classify(batch), dtype=np.float64).reshape(-1), 0.0, 1.0)
+        deadline = self.capacity.retry_deadline_s
+        answer = await with_retries(lambda: self.classify(batch), stage="classify", deadline_s=deadline)
+        probabilities = np.clip(np.asarray(answer, dtype=np.float64).reshape(-1), 0.0, 1.0)
         classify_ms = _ms(started)
         position = 0
         for job in jobs:
@@ -217,7 +279,9 @@ class Censorer:
         started = time.perf_counter()
         size = self.segmenter.input_size
         batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
-        maps = np.asarray(await self.segment(batch), dtype=np.float32).reshape(-1, size, size)
+        deadline = self.capacity.retry_deadline_s
+        answer = await with_retries(lambda: self.segment(batch), stage="segment", deadline_s=deadline)
+        maps = np.asarray(answer, dtype=np.float32).reshape(-1, size, size)
         segment_ms = _ms(started)
         position = 0
         for job in jobs:

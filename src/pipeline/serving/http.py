@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import CensorStyle
 from pipeline.errors import InvalidRequest, NotFound, PipelineError
@@ -34,8 +40,28 @@ MEDIA_TYPES = {
 }
 
 
+INTERNAL = "internal error: the service logged it; the request can be sent again"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
 def error_response(error: PipelineError) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=int(error.status))
+    return JSONResponse({"error": str(error)}, status_code=int(error.status), headers=error.headers())
+
+
+def internal_error() -> JSONResponse:
+    log.exception("unexpected error")
+    return JSONResponse({"error": INTERNAL}, status_code=500)
+
+
+async def answered(work: Awaitable[T]) -> T | JSONResponse:
+    """The result, or a JSON error: a client's error with its status, anything else a logged 500."""
+    try:
+        return await work
+    except PipelineError as error:
+        return error_response(error)
+    except Exception:  # Never a bare 500 or a stack trace to the client.
+        return internal_error()
 
 
 def upload_filename(spooled: Path) -> str:
@@ -59,18 +85,23 @@ class TokenRequest(BaseModel):
     roles: list[Role] = Field(min_length=1, description=f"Some of: {', '.join(ROLES)}.")
 
 
-def _handled(handler):
-    """Client errors become their JSON answer."""
+def _handled(handler, query: tuple[str, ...] = ()):
+    """Client errors become their JSON answer; query parameters the route does not take are one."""
 
     async def wrapped(request: Request):
         try:
+            unknown = sorted(set(request.query_params) - set(query))
+            if unknown:
+                takes = f"it takes {', '.join(query)}" if query else "it takes none"
+                raise InvalidRequest(f"unknown query parameter {unknown[0]!r}: {takes}")
             return await handler(request)
         except PipelineError as error:
             return error_response(error)
         except ValidationError as error:
-            return error_response(
-                InvalidRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
-            )
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            return error_response(InvalidRequest(fields))
+        except Exception:  # Never a bare 500 or a stack trace to the client.
+            return internal_error()
 
     return wrapped
 
@@ -82,6 +113,63 @@ async def _json(request: Request, model: type[BaseModel]) -> BaseModel:
         raise
     except ValueError as error:
         raise InvalidRequest(f"send a JSON body ({error})") from None
+
+
+class JSONErrors:
+    """ASGI middleware: an error answer that is not JSON (the framework's own 404, 405, 500 in
+    plain text) is sent as `{"error": "<its text>"}`, so clients meet one error shape."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        held: Message | None = None
+        chunks: list[bytes] = []
+        started = False
+
+        async def rewrite(message: Message) -> None:
+            nonlocal held, started
+            if message["type"] == "http.response.start":
+                started = True
+                kind = Headers(raw=message.get("headers", [])).get("content-type", "")
+                if message["status"] >= 400 and not kind.startswith("application/json"):
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                text = b"".join(chunks).decode("utf-8", "replace").strip() or "error"
+                body = json.dumps({"error": text}).encode()
+                kept = [
+                    (k, v) for k, v in held.get("headers", []) if k.lower() not in (b"content-type", b"content-length")
+                ]
+                kept += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({**held, "headers": kept})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, rewrite)
+        except Exception as error:  # Raised before any answer: answer it here, never leave the client hanging.
+            if started:
+                raise
+            response = error_response(error) if isinstance(error, PipelineError) else internal_error()
+            await response(scope, receive, send)
+
+
+async def _not_routed(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own 404 and 405 answers, as JSON like every other error."""
+    status = getattr(error, "status_code", 404)
+    message = "no such route" if status == 404 else f"{request.method} is not allowed here"
+    headers = getattr(error, "headers", None)
+    return JSONResponse({"error": f"{message}: {request.url.path}"}, status_code=status, headers=headers)
+
+
+JSON_ERRORS = {404: _not_routed, 405: _not_routed}
 
 
 def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlette:
@@ -144,21 +232,21 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
     return Starlette(
         routes=[
             Route("/{image_id}", _handled(metadata)),
-            Route("/{image_id}/censored", _handled(rendering("censored"))),
-            Route("/{image_id}/mask", _handled(rendering("mask"))),
+            Route("/{image_id}/censored", _handled(rendering("censored"), query=("style", "margin"))),
+            Route("/{image_id}/mask", _handled(rendering("mask"), query=("margin",))),
             Route("/{image_id}/original", _handled(original)),
             Route("/{image_id}/review", _handled(review), methods=["POST"]),
-        ]
+        ],
+        exception_handlers=JSON_ERRORS,
     )
 
 
 def admin_app(access: AccessStore) -> Starlette:
     """Mounted under /admin: tokens and the audit log."""
 
-    async def list_tokens(request: Request):
-        return JSONResponse([t.model_dump(mode="json") for t in access.tokens()])
-
-    async def create_token(request: Request):
+    async def tokens(request: Request):  # One route for both methods, so 405s list them both.
+        if request.method != "POST":
+            return JSONResponse([t.model_dump(mode="json") for t in access.tokens()])
         asked = await _json(request, TokenRequest)
         made = access.create_token(asked.name, asked.roles, created_by=principal(request.scope).name)
         return JSONResponse(made.model_dump(mode="json"), status_code=201)
@@ -172,8 +260,11 @@ def admin_app(access: AccessStore) -> Starlette:
         return JSONResponse(token.model_dump(mode="json"))
 
     async def audit(request: Request):
+        wanted = request.query_params.get("format", "json")
+        if wanted not in ("json", "csv"):
+            raise InvalidRequest(f"format must be json or csv, not {wanted!r}")
         entries = access.audit_entries(image_id=request.query_params.get("image_id"))
-        if request.query_params.get("format") != "csv":
+        if wanted == "json":
             return JSONResponse([e.model_dump(mode="json") for e in entries])
         out = io.StringIO()
         writer = csv.writer(out)
@@ -187,9 +278,9 @@ def admin_app(access: AccessStore) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/tokens", _handled(list_tokens), methods=["GET"]),
-            Route("/tokens", _handled(create_token), methods=["POST"]),
+            Route("/tokens", _handled(tokens), methods=["GET", "POST"]),
             Route("/tokens/{token_id}", _handled(revoke_token), methods=["DELETE"]),
-            Route("/audit", _handled(audit), methods=["GET"]),
-        ]
+            Route("/audit", _handled(audit, query=("format", "image_id")), methods=["GET"]),
+        ],
+        exception_handlers=JSON_ERRORS,
     )

@@ -19,6 +19,7 @@ object-storage backend can stand in for `FileSystemStore`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import os
@@ -31,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.errors import NotFound
+from pipeline.errors import NotFound, StoreFull
 from pipeline.serving.records import ImageRecord
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -51,6 +52,17 @@ def _check_name(name: str) -> str:
     return name
 
 
+@contextmanager
+def disk_space() -> Iterator[None]:
+    """A full disk (or quota) is the client's 507, not a bare 500; the caller left nothing partial."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreFull("the data directory is full: nothing was stored; send the request again later") from None
+        raise
+
+
 class ImageStore(Protocol):
     def put_original(self, image_id: str, suffix: str, data: bytes) -> None: ...
     def original(self, image_id: str) -> tuple[bytes, str]: ...
@@ -66,28 +78,45 @@ class ImageStore(Protocol):
 class FileSystemStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.scratch = self.root / "tmp"
+        """Where files are written before being renamed into place: only there can a killed
+        process leave half a file, and `sweep` empties it before a service starts."""
+
+    def sweep(self) -> int:
+        """Remove what killed writers left in the scratch folder; call when no writer runs."""
+        removed = 0
+        if self.scratch.is_dir():
+            for leftover in self.scratch.iterdir():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def folder(self, image_id: str) -> Path:
         return self.root / "images" / check_id(image_id)
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with disk_space():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                dir=self.scratch, prefix=f"{path.name}.", suffix=".tmp"
+            )  # 0600, same file system
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     @contextmanager
     def _locked(self, image_id: str) -> Iterator[None]:
         folder = self.folder(image_id)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        with disk_space():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.serving.access import AuditEntry, NewToken, Token, required_role
-from pipeline.serving.http import ReviewRequest, TokenRequest
-from pipeline.serving.schemas import CensorResult, ErrorBody
+from pipeline.serving.http import MEDIA_TYPES, ReviewRequest, TokenRequest
+from pipeline.serving.schemas import BatchItem, CensorResult, ErrorBody
 
-COMPONENTS = (CensorResult, ErrorBody, Token, NewToken, AuditEntry, ReviewRequest, TokenRequest)
+COMPONENTS = (CensorResult, BatchItem, ErrorBody, Token, NewToken, AuditEntry, ReviewRequest, TokenRequest)
 IMAGE_ID = {
     "name": "image_id",
     "in": "path",
@@ -45,7 +45,18 @@ ERRORS = {
     "401": "No token, or one that is unknown or revoked.",
     "403": "The token lacks the role this route needs.",
     "404": "No such image, or nothing of that kind for it.",
+    "413": "A file, image (pixels x frames) or body over the limits.",
+    "415": "Not one of the accepted image formats.",
+    "422": "A file that cannot be decoded (empty, truncated, damaged).",
+    "500": "An internal error; it was logged. The request can be sent again.",
+    "503": "Passing: a model service is down, the service is busy, or it is shutting down. See Retry-After.",
+    "507": "The data directory is full; nothing was stored. See Retry-After.",
 }
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before sending the request again.", "schema": {"type": "integer"}}
+}
+ALWAYS = ("401", "500", "503")  # Any route behind a token: no token, an internal error, draining.
+UPLOAD_ERRORS = ("400", "403", "413", "415", "422", "507")
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -54,6 +65,32 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(code: str) -> dict[str, Any]:
+    response = _json(_ref(ErrorBody), ERRORS[code])
+    if code in ("503", "507"):
+        response["headers"] = RETRY_AFTER
+    return response
+
+
+def openapi30(node: Any) -> Any:
+    """Pydantic writes JSON Schema 2020-12 (`anyOf` with null, `const`); OpenAPI 3.0 says
+    `nullable` and `enum`. BentoML's document is 3.0, so every schema in it is converted."""
+    if isinstance(node, list):
+        return [openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "anyOf" in node and {"type": "null"} in node["anyOf"]:
+        others = [openapi30(s) for s in node["anyOf"] if s != {"type": "null"}]
+        base = others[0] if len(others) == 1 else {"anyOf": others}
+        if "$ref" in base:
+            base = {"allOf": [base]}
+        rest = {k: openapi30(v) for k, v in node.items() if k != "anyOf"}
+        return {**rest, **base, "nullable": True}
+    if "const" in node:
+        return {**{k: openapi30(v) for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
+    return {k: openapi30(v) for k, v in node.items()}
 
 
 def _operation(
@@ -68,7 +105,7 @@ def _operation(
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": list(parameters),
-        "responses": {ok_status: ok, **{code: _json(_ref(ErrorBody), ERRORS[code]) for code in errors}},
+        "responses": {ok_status: ok, **{code: _error(code) for code in errors}},
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
@@ -98,7 +135,12 @@ def extra_paths() -> dict[str, Any]:
         "/images/{image_id}/original": {
             "get": _operation(
                 "The original file: an explicit reveal, written to the audit log.",
-                {"description": "The file as uploaded.", "content": {"application/octet-stream": {}}},
+                {
+                    "description": "The file as uploaded, with its format's media type.",
+                    "content": {
+                        kind: {"schema": {"type": "string", "format": "binary"}} for kind in MEDIA_TYPES.values()
+                    },
+                },
                 parameters=[IMAGE_ID],
             )
         },
@@ -135,12 +177,18 @@ def extra_paths() -> dict[str, Any]:
         "/admin/audit": {
             "get": _operation(
                 "The audit log, newest first (JSON, or CSV with format=csv).",
-                _json({"type": "array", "items": _ref(AuditEntry)}, "Entries."),
+                {
+                    "description": "Entries.",
+                    "content": {
+                        "application/json": {"schema": {"type": "array", "items": _ref(AuditEntry)}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
                 parameters=[
                     {"name": "format", "in": "query", "required": False, "schema": {"enum": ["json", "csv"]}},
                     {"name": "image_id", "in": "query", "required": False, "schema": {"type": "string"}},
                 ],
-                errors=("401", "403"),
+                errors=("400", "401", "403"),
             )
         },
     }
@@ -155,27 +203,55 @@ def components() -> dict[str, Any]:
     return schemas
 
 
-def extend(document: dict[str, Any]) -> dict[str, Any]:
-    document.setdefault("paths", {}).update(extra_paths())
+def _describe_form(schema: dict[str, Any], files: str, most_files: int) -> None:
+    """The upload form as the service takes it: the file field required (1 to `most_files` files
+    for a batch), nothing else accepted, the options optional (left out: the deployment's)."""
+    schema["required"], schema["additionalProperties"] = [files], False
+    for name, prop in schema["properties"].items():
+        if name == files:
+            binary = {"type": "string", "format": "binary"}
+            many = {"items": binary, "minItems": 1, "maxItems": most_files}
+            schema["properties"][name] = {**prop, **(many if prop.get("type") == "array" else binary)}
+        else:
+            prop.pop("default", None)
+            prop.pop("nullable", None)
+
+
+def extend(document: dict[str, Any], most_files: int) -> dict[str, Any]:
+    paths = document.setdefault("paths", {})
+    paths.update(extra_paths())
+    answers = {"/censor": _ref(CensorResult), "/censor/batch": {"type": "array", "items": _ref(BatchItem)}}
+    for route, files in (("/censor", "image"), ("/censor/batch", "images")):
+        body = paths[route]["post"]["requestBody"]
+        body["required"] = True
+        _describe_form(body["content"]["multipart/form-data"]["schema"], files, most_files)
+    for route, answer in answers.items():  # BentoML's own answer schema drops `nullable`: ours says it.
+        paths[route]["post"]["responses"] = {
+            "200": _json(answer, "The answer."),
+            **{c: _error(c) for c in UPLOAD_ERRORS},
+        }
+    paths["/readyz"]["get"].setdefault("responses", {})["503"] = _error("503")
     parts = document.setdefault("components", {})
     parts.setdefault("schemas", {}).update(components())
     parts.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
-    for path, operations in document["paths"].items():
+    for path, operations in paths.items():
         for method, operation in operations.items():
             if (
-                isinstance(operation, dict)
-                and required_role(method.upper(), path.replace("{image_id}", "x")) is not None
+                not isinstance(operation, dict)
+                or required_role(method.upper(), path.replace("{image_id}", "x")) is None
             ):
-                operation["security"] = [{"bearer": []}]
-                operation.setdefault("responses", {}).setdefault("401", _json(_ref(ErrorBody), ERRORS["401"]))
-    return document
+                continue
+            operation["security"] = [{"bearer": []}]
+            for code in ALWAYS:
+                operation.setdefault("responses", {}).setdefault(code, _error(code))
+    return openapi30(document)
 
 
 class OpenAPIExtension:
     """ASGI middleware: GET /docs.json answers BentoML's document, extended."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, most_files: int) -> None:
+        self.app, self.most_files = app, most_files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/docs.json":
@@ -193,7 +269,7 @@ class OpenAPIExtension:
         await self.app(scope, receive, capture)
         body = b"".join(chunks)
         if start.get("status") == 200:
-            body = json.dumps(extend(json.loads(body))).encode()
+            body = json.dumps(extend(json.loads(body), self.most_files)).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

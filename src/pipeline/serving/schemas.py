@@ -72,9 +72,11 @@ class BatchItem(BaseModel):
     status: int = Field(description="HTTP status this file would have had on its own.")
     result: CensorResult | None = None
     error: str | None = None
+    retry_after_s: int | None = Field(None, description="Set when this file may be sent again after that many seconds.")
 
 
 class ErrorBody(BaseModel):
     """Every error answer: what was wrong, in words."""
 
     error: str
+    detail: list[dict] | None = Field(None, description="Field by field, for a form that failed validation.")

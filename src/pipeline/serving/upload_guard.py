@@ -1,43 +1,32 @@
 """ASGI middleware in front of the upload routes: size cap and form check before BentoML parses.
 
-Why: Starlette spools uploads of any size to disk before our code sees them, and BentoML 1.4.39
+Why: Starlette spools uploads of any size before our code sees them, and BentoML 1.4.39
 answers 500 when a binary part arrives under a field name it does not expect (it tries
 `json.loads` on it and does not catch UnicodeDecodeError). Both are client errors: 413 and 400.
+
+The body streams through a spooled temporary file (in memory up to 1 MiB, on disk past it)
+while a streaming multipart parser reads the part headers, so no request is ever held whole in
+memory; then it is replayed to BentoML from that file, a chunk at a time.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
-_FILENAME = re.compile(rb"filename\*?=", re.IGNORECASE)
+from pipeline.serving.image_store import disk_space
 
-
-def multipart_parts(body: bytes, boundary: bytes) -> list[tuple[str, bool, bytes]]:
-    """(field name, is a file, value) for each part; file values are left out (b"")."""
-    delimiter = b"--" + boundary
-    parts = []
-    position = body.find(delimiter)
-    while position != -1:
-        start = position + len(delimiter)
-        if body[start : start + 2] == b"--":
-            break
-        end = body.find(delimiter, start)
-        header_end = body.find(b"\r\n\r\n", start, end if end != -1 else len(body))
-        if header_end == -1:
-            break
-        headers = body[start:header_end]
-        name = _NAME.search(headers)
-        is_file = bool(_FILENAME.search(headers))
-        value = b"" if is_file else body[header_end + 4 : (end if end != -1 else len(body)) - 2]
-        parts.append((name.group(1).decode("latin-1") if name else "", is_file, value))
-        position = end
-    return parts
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+REPLAY_CHUNK_BYTES = 256 * 1024
+MOST_TEXT_BYTES = 64 * 1024  # A text field is a number or a word; anything longer is not ours.
+OPTION_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +38,83 @@ class FormSpec:
 
 def _too_large(size: int, limit: int) -> str:
     return f"request body of {size:,} bytes is over the limit of {limit:,} bytes"
+
+
+@dataclass
+class _FormChecker:
+    """Fed the body chunk by chunk; remembers the first problem with the form's parts."""
+
+    spec: FormSpec
+    problem: str | None = None
+    _header_field: bytearray = field(default_factory=bytearray)
+    _header_value: bytearray = field(default_factory=bytearray)
+    _disposition: bytes = b""
+    _text: bytearray = field(default_factory=bytearray)
+    _name: str = ""
+    _is_file: bool = False
+
+    def expected(self) -> str:
+        return ", ".join(f"{name} ({'file' if is_file else 'text'})" for name, is_file in self.spec.fields.items())
+
+    def callbacks(self) -> dict:
+        def on_part_begin() -> None:
+            self._disposition, self._text = b"", bytearray()
+
+        def on_header_field(data: bytes, start: int, end: int) -> None:
+            self._header_field += data[start:end]
+
+        def on_header_value(data: bytes, start: int, end: int) -> None:
+            self._header_value += data[start:end]
+
+        def on_header_end() -> None:
+            if bytes(self._header_field).lower() == b"content-disposition":
+                self._disposition = bytes(self._header_value)
+            self._header_field, self._header_value = bytearray(), bytearray()
+
+        def on_headers_finished() -> None:
+            _, options = parse_options_header(self._disposition)
+            self._name = options.get(b"name", b"").decode("latin-1")
+            self._is_file = b"filename" in options or b"filename*" in options
+            self._check_part()
+
+        def on_part_data(data: bytes, start: int, end: int) -> None:
+            if not self._is_file and len(self._text) <= MOST_TEXT_BYTES:
+                self._text += data[start:end]
+
+        def on_part_end() -> None:
+            if not self._is_file and self.problem is None:
+                try:
+                    text = bytes(self._text).decode("utf-8")
+                except UnicodeDecodeError:
+                    self.problem = f"form field {self._name!r} is not UTF-8 text"
+                    return
+                if not OPTION_VALUE.fullmatch(text.strip()) or text.strip() in ("true", "false", "null"):
+                    # An option is a number or a word (JSON's true would pass as 1.0); left out, the default.
+                    self.problem = (
+                        f"form field {self._name!r} must be a number or a word, not {text[:40]!r}; "
+                        "leave it out to use the deployment's setting"
+                    )
+                if len(self._text) > MOST_TEXT_BYTES:
+                    self.problem = f"form field {self._name!r} is over {MOST_TEXT_BYTES:,} bytes of text"
+
+        return {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        }
+
+    def _check_part(self) -> None:
+        if self.problem is not None:
+            return
+        fields = self.spec.fields
+        if self._name not in fields:
+            self.problem = f"unknown form field {self._name!r}; this endpoint takes: {self.expected()}"
+        elif self._is_file != fields[self._name]:
+            self.problem = f"form field {self._name!r} must be {'a file' if fields[self._name] else 'text, not a file'}"
 
 
 class UploadGuard:
@@ -65,49 +131,51 @@ class UploadGuard:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return await self._refuse(413, _too_large(int(declared), limit), scope, receive, send)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > limit:
-                return await self._refuse(413, _too_large(size, limit), scope, receive, send)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        problem = self._form_problem(headers.get("content-type", ""), body, spec.fields)
-        if problem:
-            return await self._refuse(400, problem, scope, receive, send)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        checker = _FormChecker(spec)
+        content_type, options = parse_options_header(headers.get("content-type", ""))
+        boundary = options.get(b"boundary")
+        if content_type != b"multipart/form-data" or not boundary:
+            return await self._refuse(
+                400, f"send multipart/form-data with the fields: {checker.expected()}", scope, receive, send
+            )
+        parser = MultipartParser(boundary, checker.callbacks())
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    return await self._refuse(413, _too_large(size, limit), scope, receive, send)
+                with disk_space():  # A full temporary directory is a 507, like a full data directory.
+                    spool.write(chunk)
+                try:
+                    parser.write(chunk)
+                except MultipartParseError as error:
+                    checker.problem = checker.problem or f"the multipart body is malformed ({error})"
+                if checker.problem:
+                    return await self._refuse(400, checker.problem, scope, receive, send)
+                if not message.get("more_body", False):
+                    break
+            spool.seek(0)
+            await self.app(scope, self._replay(spool, size, receive), send)
 
     @staticmethod
-    def _form_problem(content_type: str, body: bytes, fields: dict[str, bool]) -> str | None:
-        expected = ", ".join(f"{name} ({'file' if is_file else 'text'})" for name, is_file in fields.items())
-        match = re.search(r'boundary="?([^";]+)"?', content_type)
-        if not content_type.startswith("multipart/form-data") or not match:
-            return f"send multipart/form-data with the fields: {expected}"
-        for name, is_file, value in multipart_parts(body, match.group(1).encode("latin-1")):
-            if name not in fields:
-                return f"unknown form field {name!r}; this endpoint takes: {expected}"
-            if is_file != fields[name]:
-                return f"form field {name!r} must be {'a file' if fields[name] else 'text, not a file'}"
-            if not is_file:
-                try:
-                    value.decode("utf-8")
-                except UnicodeDecodeError:
-                    return f"form field {name!r} is not UTF-8 text"
-        return None
+    def _replay(spool, size: int, receive: Receive) -> Receive:
+        """The body again, from the spool, a chunk per message; then the client's own messages."""
+        done = False
+
+        async def replay() -> Message:
+            nonlocal done
+            if done:
+                return await receive()
+            chunk = spool.read(REPLAY_CHUNK_BYTES)
+            done = spool.tell() >= size
+            return {"type": "http.request", "body": chunk, "more_body": not done}
+
+        return replay
 
     @staticmethod
     async def _refuse(status: int, error: str, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,163 @@
+"""What the Censor service does, minus BentoML: its stores, its pipeline for the models served
+now, and its two routes' answers. `service.py` only declares the services and wires this in."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+
+from pipeline.config import CensorStyle, Settings
+from pipeline.errors import InvalidRequest, PipelineError
+from pipeline.model_store.metadata import ModelInfo
+from pipeline.serving.access import AccessGuard, AccessStore
+from pipeline.serving.censorer import Capacity, Censorer, Upload
+from pipeline.serving.http import JSONErrors, admin_app, answered, error_response, images_app, upload_filename
+from pipeline.serving.image_store import FileSystemStore
+from pipeline.serving.openapi import OpenAPIExtension
+from pipeline.serving.resilience import Probes, with_retries
+from pipeline.serving.schemas import BatchItem, CensorResult
+from pipeline.serving.upload_guard import FormSpec, UploadGuard
+from pipeline.serving.views import Defaults, Limits, Views
+
+FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False}
+FORM_SLACK_BYTES = 1024 * 1024  # Multipart framing and the text fields.
+
+
+@dataclass(frozen=True)
+class ModelClients:
+    """The model services as the Censor service reaches them (BentoML's `to_async` proxies)."""
+
+    classifier: Any
+    segmenter: Any
+
+
+@dataclass
+class Entry:
+    settings: Settings
+    store: FileSystemStore
+    access: AccessStore
+    views: Views
+    capacity: Capacity
+    _censorer: Censorer | None = field(default=None, init=False)
+    _checked: float = field(default=0.0, init=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Entry:
+        store = FileSystemStore(settings.data_dir)
+        views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
+        return cls(settings, store, AccessStore.in_data_dir(settings.data_dir), views, Capacity.from_settings(settings))
+
+    # ---- wiring ----
+
+    def images_app(self) -> Starlette:
+        return images_app(self.store, self.views, self.access)
+
+    def admin_app(self) -> Starlette:
+        return admin_app(self.access)
+
+    def middleware(self) -> list[tuple[type, dict[str, Any]]]:
+        """In the order they run: JSON errors, probes and draining, the API description, tokens, uploads."""
+        limit = self.settings.max_upload_bytes
+        forms = {
+            "/censor": FormSpec({"image": True, **FORM_TEXT_FIELDS}, limit + FORM_SLACK_BYTES),
+            "/censor/batch": FormSpec(
+                {"images": True, **FORM_TEXT_FIELDS}, limit * self.settings.max_batch_images + FORM_SLACK_BYTES
+            ),
+        }
+        return [
+            (JSONErrors, {}),
+            (Probes, {"timeout_s": self.settings.probe_timeout_s}),
+            (OpenAPIExtension, {"most_files": self.settings.max_batch_images}),
+            (AccessGuard, {"store": self.access}),
+            (UploadGuard, {"routes": forms}),
+        ]
+
+    def prepare(self) -> None:
+        """Once, before the workers start: half-written files of a killed run swept away, and on
+        a first start with no token, one admin token, printed here and never again."""
+        swept = self.store.sweep()
+        if swept:
+            print(f"swept {swept} half-written file(s) a stopped run left in {self.store.scratch}", file=sys.stderr)
+        made = self.access.ensure_first_admin()
+        if made is not None:
+            print(
+                f"\nFIRST START: admin token (shown once, store it now): {made.secret}\n", file=sys.stderr, flush=True
+            )
+
+    # ---- the pipeline for the models served now ----
+
+    async def censorer(self, models: ModelClients) -> Censorer:
+        """Asked again every GORE_MODEL_INFO_TTL_S: a redeployed model service is noticed, and
+        results carry the tags that made them."""
+        if self._censorer is None or time.monotonic() - self._checked > self.settings.model_info_ttl_s:
+            deadline = self.settings.model_retry_deadline_s
+            classifier = ModelInfo.model_validate(
+                await with_retries(models.classifier.info, stage="classifier info", deadline_s=deadline)
+            )
+            segmenter = ModelInfo.model_validate(
+                await with_retries(models.segmenter.info, stage="segmenter info", deadline_s=deadline)
+            )
+            current = self._censorer
+            if current is None or (classifier, segmenter) != (current.classifier, current.segmenter):
+                self._censorer = Censorer(
+                    self.store,
+                    models.classifier.classify,
+                    models.segmenter.segment,
+                    classifier,
+                    segmenter,
+                    self.views,
+                    self.capacity,
+                )
+            self._checked = time.monotonic()
+        return self._censorer
+
+    # ---- the routes ----
+
+    async def censor_one(
+        self,
+        models: ModelClients,
+        image: Path,
+        threshold: float | None,
+        style: CensorStyle | None,
+        margin: float | None,
+    ) -> CensorResult | JSONResponse:
+        async def work() -> CensorResult | JSONResponse:
+            censorer = await self.censorer(models)
+            options = censorer.options(threshold, style, margin)
+            [outcome] = await censorer.censor([Upload(image, upload_filename(image))], options)
+            return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
+
+        return await answered(work())
+
+    async def censor_batch(
+        self,
+        models: ModelClients,
+        images: list[Path],
+        threshold: float | None,
+        style: CensorStyle | None,
+        margin: float | None,
+    ) -> list[BatchItem] | JSONResponse:
+        async def work() -> list[BatchItem] | JSONResponse:
+            most = self.settings.max_batch_images
+            if not 0 < len(images) <= most:
+                raise InvalidRequest(f"send 1 to {most} files in field 'images', got {len(images)}")
+            censorer = await self.censorer(models)
+            uploads = [Upload(path, upload_filename(path)) for path in images]
+            outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin))
+            passing = [o for o in outcomes if isinstance(o, PipelineError) and o.retry_after_s]
+            if len(passing) == len(outcomes):  # Nothing was done and all of it may be retried: say so once.
+                return error_response(passing[0])
+            return [
+                BatchItem(filename=o.filename, status=200, result=o)
+                if isinstance(o, CensorResult)
+                else BatchItem(filename=u.filename, status=int(o.status), error=str(o), retry_after_s=o.retry_after_s)
+                for u, o in zip(uploads, outcomes, strict=True)
+            ]
+
+        return await answered(work())
