@@ -43,11 +43,18 @@ class Classifier:
 
     @bentoml.on_deployment
     def preflight() -> None:  # Once, before workers start: a clean exit, not a restart loop.
-        Preflight(settings.classifier_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
+        Preflight(
+            settings.classifier_tag, settings.allow_untrained, settings.preflight_timeout_s, settings.backend
+        ).run()
 
     def __init__(self) -> None:
         DRAINING.install(settings.shutdown_grace_s)
-        self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
+        self.model, self.model_info = load_for_serving(
+            self.model_ref,
+            allow_untrained=settings.allow_untrained,
+            backend=settings.backend,
+            threads=settings.threads_per_model,
+        )
 
     @bentoml.api(**batching)
     def classify(self, images: np.ndarray) -> np.ndarray:
@@ -66,11 +73,18 @@ class Segmenter:
 
     @bentoml.on_deployment
     def preflight() -> None:  # Once, before workers start: a clean exit, not a restart loop.
-        Preflight(settings.segmenter_tag, settings.allow_untrained, settings.preflight_timeout_s).run()
+        Preflight(
+            settings.segmenter_tag, settings.allow_untrained, settings.preflight_timeout_s, settings.backend
+        ).run()
 
     def __init__(self) -> None:
         DRAINING.install(settings.shutdown_grace_s)
-        self.model, self.model_info = load_for_serving(self.model_ref, allow_untrained=settings.allow_untrained)
+        self.model, self.model_info = load_for_serving(
+            self.model_ref,
+            allow_untrained=settings.allow_untrained,
+            backend=settings.backend,
+            threads=settings.threads_per_model,
+        )
 
     @bentoml.api(**batching)
     def segment(self, images: np.ndarray) -> np.ndarray:
@@ -86,7 +100,8 @@ entry = Entry.from_settings(settings)
 
 @bentoml.asgi_app(entry.images_app(), path="/images")
 @bentoml.asgi_app(entry.admin_app(), path="/admin")
-@bentoml.service(traffic={"timeout": settings.request_timeout_s})
+@bentoml.asgi_app(entry.jobs_app(), path="/jobs")
+@bentoml.service(workers=settings.censor_workers, traffic={"timeout": settings.request_timeout_s})
 class Censor:
     classifier = bentoml.depends(Classifier, url=settings.classifier_url)
     segmenter = bentoml.depends(Segmenter, url=settings.segmenter_url)
@@ -98,6 +113,7 @@ class Censor:
     def __init__(self) -> None:
         DRAINING.install(settings.shutdown_grace_s)  # On SIGTERM: finish or refuse, then exit in time.
         self.models = ModelClients(self.classifier.to_async, self.segmenter.to_async)
+        entry.start_jobs(self.models)  # Collection jobs, worked through in the background.
 
     @bentoml.api(route="/censor")
     async def censor(

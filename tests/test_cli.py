@@ -68,3 +68,23 @@ def test_import_reports_a_missing_file_clearly(tmp_path):
         str(tmp_path / "s.h5"),
     )
     assert done.returncode == 2 and "no such weights file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_collection_job_offline_records_every_file_and_reuses_analyses(red_model_tags, sample_images, tmp_path):
+    import shutil
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    for name in ("red_blob", "green", "not_an_image"):
+        path = getattr(sample_images, name)
+        shutil.copy(path, folder / path.name)
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path / "data")}
+    first = run("job", str(folder), env=env)
+    assert first.returncode == 1 and "2 done, 1 failed" in first.stderr, first.stderr
+    again = run("job", str(folder), env=env)
+    assert "2 done, 1 failed" in again.stderr and "2 already analysed" in again.stderr, again.stderr
+    from pipeline.serving.jobs import JobStore
+
+    [latest, _] = JobStore.in_data_dir(tmp_path / "data").jobs()
+    failed = [item for item in JobStore.in_data_dir(tmp_path / "data").items(latest.id) if item.state == "failed"]
+    assert [item.path for item in failed] == ["notes.txt.jpg"] and "not an image" in failed[0].error

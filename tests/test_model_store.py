@@ -55,6 +55,8 @@ def test_registered_models_carry_their_metadata(demo_profile, demo_classifier):
         "source": "test",
         "metrics": {},
         "spec": demo_profile.classifier.model_dump(),
+        "backends": ["keras", "onnx"],
+        "backend": demo_profile.classifier.backend,
     }
     probes = probe_images(demo_profile.classifier.input_size)
     assert fingerprint == pytest.approx(demo_classifier.predict_on_batch(probes).ravel().tolist(), abs=1e-6), (

@@ -85,8 +85,8 @@ def registered() -> dict[tuple[str, str], tuple[str, np.ndarray]]:
     for role, architecture in CASES:
         profile = profile_for(role, architecture)
         model = build_profile_model(profile, role, weights=None)
-        tag = register_model(
-            model, role=role, profile=profile, trained=False, source="tests/test_stored_models_load.py"
+        tag = register_model(  # Keras only: the ONNX export is tested in tests/test_onnx.py.
+            model, role=role, profile=profile, trained=False, source="tests/test_stored_models_load.py", with_onnx=False
         )
         out[(role, architecture)] = (tag, model.predict_on_batch(probe_images(SIZE)))
         tf_keras.backend.clear_session()  # Keep the test's memory to one model at a time.
@@ -180,7 +180,7 @@ def thesis_store():
     """A separate model store with the thesis profile built untrained (no ImageNet weights offline)."""
     home = tempfile.mkdtemp(prefix="gore-test-thesis-")
     done = subprocess.run(
-        [GORE_CENSOR, "models", "build", "--profile", "thesis", "--weights", "none"],
+        [GORE_CENSOR, "models", "build", "--profile", "thesis", "--weights", "none", "--no-onnx"],
         capture_output=True,
         text=True,
         env={**os.environ, "BENTOML_HOME": home},

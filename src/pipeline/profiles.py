@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pipeline.config import get_settings
 
 Role = Literal["classifier", "segmenter"]
+Backend = Literal["keras", "onnx"]
 ClassificationLoss = Literal["wrl", "bce", "macro_soft_f1", "double_soft_f1"]
 SegmentationLoss = Literal["iou", "dice", "tversky", "focal", "bce"]
 EncoderWeights = Literal["imagenet", "none"]
@@ -40,6 +41,7 @@ class MemberSpec(BaseModel):
 class ClassifierSpec(BaseModel):
     input_size: int = 224
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="The gore probability the classifier was tuned for.")
+    backend: Backend = Field("keras", description="What serves it by default: the faster on `make bench`.")
     members: list[MemberSpec] = Field(min_length=1)
 
     @property
@@ -50,6 +52,7 @@ class ClassifierSpec(BaseModel):
 class SegmenterSpec(BaseModel):
     input_size: int = 224
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Pixel probability above which a pixel is gore.")
+    backend: Backend = Field("keras", description="What serves it by default: the faster on `make bench`.")
     backbone: str = "efficientnetb7"
     pyramid_block_filters: int = 24
     loss: SegmentationLoss = "iou"

@@ -8,12 +8,14 @@ from pipeline.cli.censor import censor
 from pipeline.cli.common import typer_group
 from pipeline.cli.data import data_app
 from pipeline.cli.evaluate import evaluate_app
+from pipeline.cli.jobs import job
 from pipeline.cli.models import models_app
 from pipeline.cli.train import train_app
 
 app = typer_group("Gore classification and censoring.")
 app.add_typer(models_app, name="models")
 app.command()(censor)
+app.command()(job)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")

@@ -28,6 +28,9 @@ def censor(
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where results go; default: $GORE_DATA_DIR.")] = None,
     allow_untrained: Annotated[bool, typer.Option(help="Dry run with untrained models.")] = False,
+    render: Annotated[
+        bool, typer.Option(help="Write each censored copy and mask now (the service makes them when first asked for).")
+    ] = True,
 ) -> None:
     """Run the pipeline in-process and write the same JSON and files as the service; prints the JSON."""
     from pipeline.errors import PipelineError
@@ -36,10 +39,21 @@ def censor(
 
     settings = get_settings()
     with reported():
-        classify, classifier = local_model(settings.classifier_tag, allow_untrained or settings.allow_untrained)
-        segment, segmenter = local_model(settings.segmenter_tag, allow_untrained or settings.allow_untrained)
+        untrained = allow_untrained or settings.allow_untrained
+        classify, classifier = local_model(
+            settings.classifier_tag, untrained, settings.backend, settings.threads_per_model
+        )
+        segment, segmenter = local_model(
+            settings.segmenter_tag, untrained, settings.backend, settings.threads_per_model
+        )
     censorer = Censorer.from_settings(
-        settings, classify=classify, segment=segment, classifier=classifier, segmenter=segmenter, data_dir=data_dir
+        settings,
+        classify=classify,
+        segment=segment,
+        classifier=classifier,
+        segmenter=segmenter,
+        data_dir=data_dir,
+        render=render,
     )
     uploads = [Upload(path, path.name) for path in files]
     outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style, margin)))

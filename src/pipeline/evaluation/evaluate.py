@@ -78,6 +78,7 @@ def evaluate_pipeline(
     *,
     threshold: float,
     seg_threshold: float,
+    leaks: bool = True,
 ) -> Report:
     """The served pipeline on full-size images: classify, segment only gore, post-process (Tables 30, 31)."""
     images = data.images()
@@ -103,6 +104,7 @@ def evaluate_pipeline(
         report.tables["Table 31 columns: pipeline masks on the gore images (full size, post-processed)"] = {
             key: float(np.mean([r[key] for r in rows])) for key in rows[0]
         }
+    if rows and leaks:
         report.tables["Leak and over-censoring by safety margin (model pixels) and aspect ratio"] = leak_study(
             classifier, segmenter, data, threshold=threshold, seg_threshold=seg_threshold
         )

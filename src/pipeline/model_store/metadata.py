@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pipeline.profiles import Role
+from pipeline.profiles import Backend, Role
 
 
 class StoredModelMetadata(BaseModel):
@@ -28,6 +28,8 @@ class StoredModelMetadata(BaseModel):
     fingerprint: list[float] | None = Field(
         None, description="Outputs on the probe images at registration; absent for stochastic models."
     )
+    backends: list[Backend] = Field(default_factory=lambda: ["keras"], description="What the store holds it for.")
+    backend: Backend = Field("keras", description="What serves it unless GORE_BACKEND says otherwise.")
 
 
 class ModelInfo(BaseModel):
@@ -41,6 +43,7 @@ class ModelInfo(BaseModel):
     trained: bool
     demo: bool
     parameters: int
+    backend: Backend = Field("keras", description="What runs the model in this service.")
 
     @classmethod
     def of(cls, tag: str, meta: StoredModelMetadata) -> ModelInfo:

@@ -20,10 +20,11 @@ class Preflight:
     tag: str
     allow_untrained: bool
     timeout_s: float
+    backend: str = "auto"
 
     def run(self) -> ModelInfo:
         info = servable_info(stored_model(self.tag), allow_untrained=self.allow_untrained)
-        command = [sys.executable, "-m", "pipeline.cli", "models", "check", info.tag]
+        command = [sys.executable, "-m", "pipeline.cli", "models", "check", info.tag, "--backend", self.backend]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s)
         except subprocess.TimeoutExpired:

@@ -23,9 +23,12 @@ from pipeline.architectures import role_spec
 from pipeline.errors import ModelNotReady
 from pipeline.model_store import files
 from pipeline.model_store.metadata import ModelInfo, StoredModelMetadata, model_name
-from pipeline.profiles import Profile, Role
+from pipeline.model_store.onnx import ONNX_FILE, OnnxModel, export_onnx
+from pipeline.profiles import Backend, Profile, Role
 
 ROUND_TRIP_TOLERANCE = 1e-5  # Same process, same machine: the reloaded model must agree this closely.
+ONNX_TOLERANCE = 1e-4  # Another runtime's kernels round differently; a wrong export differs by far more.
+Predictor = tf_keras.Model | OnnxModel  # Both answer `predict_on_batch` and `input_shape`.
 FINGERPRINT_TOLERANCE = 0.02  # Another machine (GPU, other CPU kernels) may differ a little; wrong weights a lot.
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,20 @@ def _round_trip(expected: np.ndarray | None, folder: Path, meta: StoredModelMeta
         )
 
 
+def _exported(model: tf_keras.Model, path: Path, expected: np.ndarray) -> bool:
+    """An ONNX copy that gives the Keras model's outputs, or none (the model is still stored)."""
+    try:
+        export_onnx(model, path)
+        actual = OnnxModel(path).predict_on_batch(files.probe_images(model.input_shape[1]))
+    except Exception as error:  # tf2onnx and ONNX Runtime raise many types; all mean "no ONNX copy".
+        log.warning("no ONNX copy of %s: %s: %s", model.name, type(error).__name__, error)
+        return False
+    if actual.shape != expected.shape or not np.allclose(actual, expected, rtol=0, atol=ONNX_TOLERANCE):
+        log.warning("no ONNX copy of %s: its outputs differ from the Keras model's", model.name)
+        return False
+    return True
+
+
 def register_model(
     model: tf_keras.Model,
     *,
@@ -61,12 +78,14 @@ def register_model(
     source: str,
     metrics: dict[str, Any] | None = None,
     architecture: str | None = None,
+    with_onnx: bool = True,
 ) -> str:
     """Check the model loads back, then save it into the model store with its metadata.
 
     `architecture=None` says the model is the profile's own architecture: it is rebuilt from the
     profile's spec on load. Any other model passes a name for its architecture and is stored
-    with its Keras config.
+    with its Keras config. `with_onnx` also exports it for ONNX Runtime (checked the same way);
+    a big model's export takes minutes and gigabytes, so it can be left for later.
     """
     spec = role_spec(profile, role)
     expected = None if files.is_stochastic(model) else files.probe_outputs(model)
@@ -87,6 +106,9 @@ def register_model(
     with tempfile.TemporaryDirectory(prefix="gore-model-") as staging:
         files.save_model_files(model, Path(staging))
         _round_trip(expected, Path(staging), meta)
+        if with_onnx and expected is not None and _exported(model, Path(staging) / ONNX_FILE, expected):
+            meta.backends = ["keras", "onnx"]
+            meta.backend = getattr(spec, "backend", "keras")
         labels = {
             "profile": profile.name,
             "role": role,
@@ -96,7 +118,7 @@ def register_model(
         # BentoML metadata takes basic types only: absent fields are left out, not null.
         metadata = meta.model_dump(mode="json", exclude_none=True)
         with bentoml.models.create(model_name(role, profile.name), labels=labels, metadata=metadata) as stored:
-            for name in (files.WEIGHTS_FILE, files.CONFIG_FILE):
+            for name in (files.WEIGHTS_FILE, files.CONFIG_FILE, *([ONNX_FILE] if "onnx" in meta.backends else [])):
                 shutil.copyfile(Path(staging) / name, stored.path_of(name))
     return str(stored.tag)
 
@@ -143,16 +165,44 @@ def servable_info(stored: bentoml.Model, *, allow_untrained: bool) -> ModelInfo:
     return info
 
 
-def load_stored(stored: bentoml.Model) -> tf_keras.Model:
+def backend_for(stored: bentoml.Model, setting: str = "auto") -> Backend:
+    """`setting` if it names a backend, else the model's own; a backend the store lacks is refused."""
+    meta = stored_metadata(stored)
+    backend: Backend = meta.backend if setting == "auto" else setting  # type: ignore[assignment]
+    if backend not in meta.backends:
+        raise ModelNotReady(
+            f"{stored.tag} has no {backend} copy in the store (it has {', '.join(meta.backends)}): register it again "
+            "with this version, or set GORE_BACKEND=keras"
+        )
+    return backend
+
+
+def _tensorflow_threads(threads: int) -> None:
+    import tensorflow as tf
+
     try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran an op in this process: its thread pools are fixed.
+        log.warning("TensorFlow is initialised already; keeping its own thread counts")
+
+
+def load_stored(stored: bentoml.Model, backend: Backend = "keras", threads: int = 0) -> Predictor:
+    try:
+        if backend == "onnx":
+            return OnnxModel(Path(stored.path_of(ONNX_FILE)), threads)
+        if threads > 0:
+            _tensorflow_threads(threads)
         return files.load_model_files(Path(stored.path), stored_metadata(stored))
     except ModelNotReady:
         raise
-    except Exception as error:  # Keras and h5py raise many types; all mean "cannot serve it".
+    except Exception as error:  # Keras, h5py and ONNX Runtime raise many types; all mean "cannot serve it".
         raise ModelNotReady(f"{stored.tag} does not load: {type(error).__name__}: {error}") from error
 
 
-def load_for_serving(stored: bentoml.Model, *, allow_untrained: bool) -> tuple[tf_keras.Model, ModelInfo]:
+def load_for_serving(
+    stored: bentoml.Model, *, allow_untrained: bool, backend: str = "auto", threads: int = 0
+) -> tuple[Predictor, ModelInfo]:
     """Load a stored model after `servable_info` agrees, announcing dry runs and demo models loudly."""
     info = servable_info(stored, allow_untrained=allow_untrained)
     if not info.trained:
@@ -164,13 +214,14 @@ def load_for_serving(stored: bentoml.Model, *, allow_untrained: bool) -> tuple[t
         )
     if info.demo:
         log.warning("Serving DEMO model %s (synthetic training data): not a gore detector.", info.tag)
-    return load_stored(stored), info
+    chosen = backend_for(stored, backend)
+    return load_stored(stored, chosen, threads), info.model_copy(update={"backend": chosen})
 
 
-def verify_stored(stored: bentoml.Model) -> ModelInfo:
+def verify_stored(stored: bentoml.Model, backend: str = "auto") -> ModelInfo:
     """Load the model as a service would and check it still gives its registration outputs."""
     meta = stored_metadata(stored)
-    model = load_stored(stored)
+    model = load_stored(stored, backend_for(stored, backend))
     if meta.fingerprint is not None:
         now = files.fingerprint(files.probe_outputs(model))
         if len(now) != len(meta.fingerprint) or not np.allclose(

@@ -37,16 +37,19 @@ ROLES: tuple[Role, ...] = ("ingest", "analyst", "admin")
 TOKEN_PREFIX = "gc_"
 DATABASE = "access.db"
 
-# (method or "*", path pattern, role needed); first match wins; None: open to all.
-RULES: list[tuple[str, re.Pattern[str], Role | None]] = [
-    (method, re.compile(pattern), role)
-    for method, pattern, role in [
+# (method or "*", path pattern, roles any of which may); first match wins; None: open to all.
+# Admin may everything. A route nobody listed needs admin: deny by default.
+RULES: list[tuple[str, re.Pattern[str], tuple[Role, ...] | None]] = [
+    (method, re.compile(pattern), roles)
+    for method, pattern, roles in [
         ("*", r"/(readyz|livez|healthz|metrics|docs\.json)", None),  # Other methods: 405 from the route.
         ("*", r"/(docs)?|/static_content/.+", None),  # BentoML's API page: the description, no data.
-        ("POST", r"/censor(/batch)?", "ingest"),
-        ("GET", r"/images/[^/]+(/(censored|mask|original))?", "analyst"),
-        ("POST", r"/images/[^/]+/review", "analyst"),
-        ("*", r"/admin(/.*)?", "admin"),
+        ("POST", r"/censor(/batch)?", ("ingest",)),
+        ("GET", r"/images/[^/]+(/(censored|mask|original))?", ("analyst",)),
+        ("POST", r"/images/[^/]+/review", ("analyst",)),
+        ("POST", r"/jobs/?|/jobs/[^/]+/cancel", ("ingest",)),
+        ("GET", r"/jobs/?|/jobs/[^/]+(/items)?", ("ingest", "analyst")),
+        ("*", r"/admin(/.*)?", ("admin",)),
     ]
 ]
 
@@ -80,11 +83,12 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def required_role(method: str, path: str) -> Role | None:
-    for rule_method, pattern, role in RULES:
+def allowed_roles(method: str, path: str) -> tuple[Role, ...] | None:
+    """The roles that may make this request (admin always may); None: anyone, without a token."""
+    for rule_method, pattern, roles in RULES:
         if rule_method in ("*", method) and pattern.fullmatch(path):
-            return role
-    return "admin"
+            return roles
+    return ("admin",)
 
 
 class AccessStore:
@@ -218,8 +222,8 @@ class AccessGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        role = required_role(scope["method"], scope["path"])
-        if role is None:
+        roles = allowed_roles(scope["method"], scope["path"])
+        if roles is None:
             return await self.app(scope, receive, send)
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         token = self.store.authenticate(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
@@ -227,8 +231,9 @@ class AccessGuard:
             error = "send a valid API token: `Authorization: Bearer <token>` (see README: access control)"
             headers = {"WWW-Authenticate": 'Bearer realm="gore-censor"'}
             return await JSONResponse({"error": error}, status_code=401, headers=headers)(scope, receive, send)
-        if role not in token.roles and "admin" not in token.roles:
-            error = f"this needs the {role!r} role; token {token.name!r} has {', '.join(token.roles)}"
+        if not set(roles) & set(token.roles) and "admin" not in token.roles:
+            wanted = " or ".join(repr(role) for role in roles)
+            error = f"this needs the {wanted} role; token {token.name!r} has {', '.join(token.roles)}"
             return await JSONResponse({"error": error}, status_code=403)(scope, receive, send)
         scope.setdefault("state", {})["principal"] = token
         await self.app(scope, receive, send)

@@ -13,6 +13,7 @@ options: they change that answer only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
-from pipeline.errors import PipelineError, UploadTooLarge
+from pipeline.errors import InvalidImage, PipelineError, UploadTooLarge
 from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
@@ -46,10 +47,13 @@ class Upload:
 
     def read(self, max_bytes: int) -> bytes:
         """The bytes, unless there are too many: a huge upload is never read into memory."""
-        size = self.source.stat().st_size if isinstance(self.source, Path) else len(self.source)
-        if size > max_bytes:
-            raise UploadTooLarge(f"{self.filename}: {size:,} bytes is over the upload limit of {max_bytes:,} bytes")
-        return self.source.read_bytes() if isinstance(self.source, Path) else self.source
+        try:
+            size = self.source.stat().st_size if isinstance(self.source, Path) else len(self.source)
+            if size > max_bytes:
+                raise UploadTooLarge(f"{self.filename}: {size:,} bytes is over the upload limit of {max_bytes:,} bytes")
+            return self.source.read_bytes() if isinstance(self.source, Path) else self.source
+        except OSError as error:  # A listed file that went away, a folder, no permission.
+            raise InvalidImage(f"{self.filename}: cannot be read ({error.strerror or error})") from None
 
 
 @dataclass
@@ -64,6 +68,9 @@ class _Job:
     decoded: DecodedImage | None = None
     timings: dict[str, float] = field(default_factory=dict)
     maps: np.ndarray | None = None
+    inputs: dict[int, np.ndarray] = field(default_factory=dict)
+    """Model input size -> the frames resized to it, made once for both models when sizes match."""
+    phash: str = ""
 
 
 def _ms(since: float) -> float:
@@ -94,6 +101,8 @@ class Censorer:
     segmenter: ModelInfo
     views: Views
     capacity: Capacity
+    render: bool = False
+    """Make every censored copy and mask at once (the offline command); the service makes them on request."""
 
     @classmethod
     def from_settings(
@@ -105,10 +114,11 @@ class Censorer:
         classifier: ModelInfo,
         segmenter: ModelInfo,
         data_dir: Path | None = None,
+        render: bool = False,
     ) -> Censorer:
         store = FileSystemStore(data_dir or settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
-        return cls(store, classify, segment, classifier, segmenter, views, Capacity.from_settings(settings))
+        return cls(store, classify, segment, classifier, segmenter, views, Capacity.from_settings(settings), render)
 
     @property
     def key(self) -> str:
@@ -136,8 +146,17 @@ class Censorer:
 
         A chunk holds up to `chunk_images` distinct images whose declared pixels (x frames) fit the
         process' pixel bound, one image at least; only a chunk's bytes and pixels are held at once.
+        Two chunks overlap when the bound allows: one decodes and stores while the other is in the
+        models.
         """
         outcomes: list[CensorResult | PipelineError | None] = [None] * len(uploads)
+        running: list[asyncio.Task] = []
+
+        async def start(chunk: dict[str, _Job], slots: dict[str, list[int]], pixels: int) -> None:
+            while running and (len(running) >= 2 or not self.capacity.admission.fits_now(len(chunk), pixels)):
+                await running.pop(0)  # Wait for our own earlier chunk rather than for admission.
+            running.append(asyncio.create_task(self._chunk(chunk, slots, pixels, uploads, options, outcomes)))
+
         chunk: dict[str, _Job] = {}
         slots: dict[str, list[int]] = {}
         pixels = 0
@@ -154,14 +173,15 @@ class Censorer:
             size = declared_pixels(data)
             full = len(chunk) >= self.capacity.chunk_images or pixels + size > self.capacity.admission.max_pixels
             if chunk and full:
-                await self._chunk(chunk, slots, pixels, uploads, options, outcomes)
+                await start(chunk, slots, pixels)
                 chunk, slots, pixels = {}, {}, 0
             record = await to_thread.run_sync(self.store.record, image_id)
             analysis = record.analyses.get(self.key) if record else None
             chunk[image_id] = _Job(image_id, data, upload.filename, record, analysis)
             slots[image_id], pixels = [index], pixels + size
         if chunk:
-            await self._chunk(chunk, slots, pixels, uploads, options, outcomes)
+            await start(chunk, slots, pixels)
+        await asyncio.gather(*running)
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _chunk(
@@ -201,14 +221,8 @@ class Censorer:
     async def _analyse(self, jobs: list[_Job], options: CensorOptions) -> dict[str, PipelineError]:
         failed: dict[str, PipelineError] = {}
         fresh = [job for job in jobs if job.analysis is None]
-        for job in fresh:
-            started = time.perf_counter()
-            try:
-                job.decoded = await to_thread.run_sync(self.views.limits.decode, job.data, job.filename)
-            except PipelineError as error:
-                failed[job.id] = error
-                continue
-            job.timings["decode"] = _ms(started)
+        decoded = await asyncio.gather(*(self._decode(job) for job in fresh))  # In threads, side by side.
+        failed.update({job.id: error for job, error in zip(fresh, decoded, strict=True) if error is not None})
         fresh = [job for job in fresh if job.id not in failed]
         if fresh:
             try:
@@ -226,10 +240,8 @@ class Censorer:
         ]
         for job in unsegmented:
             if job.decoded is None:  # Known image, first time it needs a segmentation.
-                try:
-                    data, _ = await to_thread.run_sync(self.store.original, job.id)
-                    job.decoded = await to_thread.run_sync(self.views.limits.decode, data, job.filename)
-                except PipelineError as error:
+                error = await self._decode(job, from_store=True)
+                if error is not None:
                     failed[job.id] = error
         unsegmented = [job for job in unsegmented if job.id not in failed]
         if unsegmented:
@@ -239,19 +251,39 @@ class Censorer:
                 failed.update(dict.fromkeys((job.id for job in unsegmented), error))
                 unsegmented = []
         changed = {job.id for job in fresh} | {job.id for job in unsegmented}
-        for job in jobs:
-            if job.id in changed and job.id not in failed:
-                try:
-                    await to_thread.run_sync(self._store, job)
-                except PipelineError as error:  # A full disk: nothing partial was stored.
-                    failed[job.id] = error
+        stored = [job for job in jobs if job.id in changed and job.id not in failed]
+        outcomes = await asyncio.gather(*(to_thread.run_sync(self._stored, job) for job in stored))
+        failed.update({job.id: error for job, error in zip(stored, outcomes, strict=True) if error is not None})
         return failed
+
+    async def _decode(self, job: _Job, from_store: bool = False) -> PipelineError | None:
+        """Decode, make the models' inputs and the perceptual hash, in a worker thread."""
+        started = time.perf_counter()
+        try:
+            data = (await to_thread.run_sync(self.store.original, job.id))[0] if from_store else job.data
+            await to_thread.run_sync(self._prepare, job, data)
+        except PipelineError as error:
+            return error
+        job.timings["decode"] = _ms(started)
+        return None
+
+    def _prepare(self, job: _Job, data: bytes) -> None:
+        job.decoded = decoded = self.views.limits.decode(data, job.filename)
+        for size in {self.classifier.input_size, self.segmenter.input_size}:  # One resize when sizes match.
+            job.inputs[size] = np.stack([model_input(frame, size) for frame in decoded.frames])
+        job.phash = perceptual_hash(job.inputs[self.classifier.input_size][0])  # From the small copy.
+
+    def _stored(self, job: _Job) -> PipelineError | None:
+        try:
+            self._store(job)
+        except PipelineError as error:  # A full disk: nothing partial was stored.
+            return error
+        return None
 
     async def _classify(self, jobs: list[_Job]) -> None:
         """Every frame of every job in one model call; an image's probability is its highest frame's."""
         started = time.perf_counter()
-        size = self.classifier.input_size
-        batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
+        batch = np.concatenate([job.inputs[self.classifier.input_size] for job in jobs])
         deadline = self.capacity.retry_deadline_s
         answer = await with_retries(lambda: self.classify(batch), stage="classify", deadline_s=deadline)
         probabilities = np.clip(np.asarray(answer, dtype=np.float64).reshape(-1), 0.0, 1.0)
@@ -278,7 +310,7 @@ class Censorer:
     async def _segment(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         size = self.segmenter.input_size
-        batch = np.stack([model_input(frame, size) for job in jobs for frame in job.decoded.frames])
+        batch = np.concatenate([job.inputs[size] for job in jobs])
         deadline = self.capacity.retry_deadline_s
         answer = await with_retries(lambda: self.segment(batch), stage="segment", deadline_s=deadline)
         maps = np.asarray(answer, dtype=np.float32).reshape(-1, size, size)
@@ -310,7 +342,7 @@ class Censorer:
             frames=len(decoded.frames),
             durations_ms=decoded.durations_ms,
             loop=decoded.loop,
-            phash=perceptual_hash(decoded.pixels),
+            phash=job.phash,
             first_seen=utc_now(),
         )
         update = record.model_copy(update={"analyses": {**record.analyses, self.key: job.analysis}})
@@ -320,13 +352,18 @@ class Censorer:
     # ---- the answer ----
 
     def _answer(self, job: _Job, options: CensorOptions, filename: str) -> CensorResult:
+        """The answer; the censored copy and mask it links are made when first asked for (or here,
+        with `render`, for the offline command), from the stored maps."""
         assert job.record is not None and job.analysis is not None
+        started = time.perf_counter()
         timings = dict(job.timings or job.analysis.timings_ms)
-        result = self.views.result(job.record, job.analysis, options, filename=filename, timings_ms=timings)
-        if result.gore:  # The links in the answer work at once.
-            started = time.perf_counter()
+        result = self.views.result(
+            job.record, job.analysis, options, filename=filename, timings_ms=timings, maps=job.maps
+        )
+        if result.gore and self.render:
             for kind in ("censored", "mask"):
                 self.views.rendering(job.record, job.analysis, kind, options.style, options.margin, job.decoded)
+        if result.gore:
             result.timings_ms["censor"] = _ms(started)
         return result
 

@@ -3,6 +3,7 @@ now, and its two routes' answers. `service.py` only declares the services and wi
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,10 +18,20 @@ from pipeline.errors import InvalidRequest, PipelineError
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.access import AccessGuard, AccessStore
 from pipeline.serving.censorer import Capacity, Censorer, Upload
-from pipeline.serving.http import JSONErrors, admin_app, answered, error_response, images_app, upload_filename
+from pipeline.serving.http import (
+    JSONErrors,
+    PathAliases,
+    admin_app,
+    answered,
+    error_response,
+    images_app,
+    jobs_app,
+    upload_filename,
+)
 from pipeline.serving.image_store import FileSystemStore
+from pipeline.serving.jobs import JobRunner, JobStore
 from pipeline.serving.openapi import OpenAPIExtension
-from pipeline.serving.resilience import Probes, with_retries
+from pipeline.serving.resilience import DRAINING, Probes, with_retries
 from pipeline.serving.schemas import BatchItem, CensorResult
 from pipeline.serving.upload_guard import FormSpec, UploadGuard
 from pipeline.serving.views import Defaults, Limits, Views
@@ -42,16 +53,19 @@ class Entry:
     settings: Settings
     store: FileSystemStore
     access: AccessStore
+    jobs: JobStore
     views: Views
     capacity: Capacity
     _censorer: Censorer | None = field(default=None, init=False)
     _checked: float = field(default=0.0, init=False)
+    _runner: asyncio.Task | None = field(default=None, init=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Entry:
         store = FileSystemStore(settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
-        return cls(settings, store, AccessStore.in_data_dir(settings.data_dir), views, Capacity.from_settings(settings))
+        access, jobs = AccessStore.in_data_dir(settings.data_dir), JobStore.in_data_dir(settings.data_dir)
+        return cls(settings, store, access, jobs, views, Capacity.from_settings(settings))
 
     # ---- wiring ----
 
@@ -60,6 +74,14 @@ class Entry:
 
     def admin_app(self) -> Starlette:
         return admin_app(self.access)
+
+    def jobs_app(self) -> Starlette:
+        return jobs_app(self.jobs, self.settings.jobs_root)
+
+    def start_jobs(self, models: ModelClients) -> None:
+        """In each Censor worker: work through collection jobs in the background until SIGTERM."""
+        runner = JobRunner(self.jobs, lambda: self.censorer(models), self.settings.max_batch_size)
+        self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
 
     def middleware(self) -> list[tuple[type, dict[str, Any]]]:
         """In the order they run: JSON errors, probes and draining, the API description, tokens, uploads."""
@@ -72,6 +94,7 @@ class Entry:
         }
         return [
             (JSONErrors, {}),
+            (PathAliases, {"aliases": {"/jobs": "/jobs/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
             (OpenAPIExtension, {"most_files": self.settings.max_batch_images}),
             (AccessGuard, {"store": self.access}),
@@ -81,6 +104,9 @@ class Entry:
     def prepare(self) -> None:
         """Once, before the workers start: half-written files of a killed run swept away, and on
         a first start with no token, one admin token, printed here and never again."""
+        released = self.jobs.release_claims()
+        if released:
+            print(f"{released} job item(s) a stopped run had claimed are pending again", file=sys.stderr)
         swept = self.store.sweep()
         if swept:
             print(f"swept {swept} half-written file(s) a stopped run left in {self.store.scratch}", file=sys.stderr)

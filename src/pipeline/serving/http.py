@@ -25,6 +25,7 @@ from pipeline.config import CensorStyle
 from pipeline.errors import InvalidRequest, NotFound, PipelineError
 from pipeline.serving.access import ROLES, AccessStore, Role, principal
 from pipeline.serving.image_store import ImageStore, check_id
+from pipeline.serving.jobs import JobRequest, JobStore
 from pipeline.serving.records import Analysis, ImageRecord, Review, Verdict, utc_now
 from pipeline.serving.views import Views
 
@@ -161,6 +162,19 @@ class JSONErrors:
             await response(scope, receive, send)
 
 
+class PathAliases:
+    """ASGI middleware: a path that names the same resource as another is routed as that one
+    (`/jobs` as `/jobs/`: a mounted app's root has a slash, and a 307 would lose a POST's body)."""
+
+    def __init__(self, app: ASGIApp, aliases: dict[str, str]) -> None:
+        self.app, self.aliases = app, aliases
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.aliases:
+            scope = {**scope, "path": self.aliases[scope["path"]], "raw_path": self.aliases[scope["path"]].encode()}
+        await self.app(scope, receive, send)
+
+
 async def _not_routed(request: Request, error: Exception) -> JSONResponse:
     """Starlette's own 404 and 405 answers, as JSON like every other error."""
     status = getattr(error, "status_code", 404)
@@ -281,6 +295,52 @@ def admin_app(access: AccessStore) -> Starlette:
             Route("/tokens", _handled(tokens), methods=["GET", "POST"]),
             Route("/tokens/{token_id}", _handled(revoke_token), methods=["DELETE"]),
             Route("/audit", _handled(audit, query=("format", "image_id")), methods=["GET"]),
+        ],
+        exception_handlers=JSON_ERRORS,
+    )
+
+
+def jobs_app(jobs: JobStore, root: Path | None) -> Starlette:
+    """Mounted under /jobs: collection jobs over server-side folders (see serving/jobs.py)."""
+
+    def job_id(request: Request) -> str:
+        return request.path_params["job_id"]
+
+    async def jobs_route(request: Request):  # One route for both methods, so 405s list them both.
+        if request.method != "POST":
+            return JSONResponse([j.model_dump(mode="json") for j in jobs.jobs()])
+        if root is None:
+            raise InvalidRequest("collection jobs are off: set GORE_JOBS_ROOT to the folder they may read")
+        asked = await _json(request, JobRequest)
+        made = jobs.create(asked, root, by=principal(request.scope).name)
+        return JSONResponse(made.model_dump(mode="json"), status_code=202)
+
+    async def status(request: Request):
+        return JSONResponse(jobs.status(job_id(request)).model_dump(mode="json"))
+
+    async def items(request: Request):
+        state = request.query_params.get("state")
+        if state not in (None, "pending", "working", "done", "failed"):
+            raise InvalidRequest(f"state must be pending, working, done or failed, not {state!r}")
+        try:
+            after = int(request.query_params.get("after", "-1"))
+            limit = int(request.query_params.get("limit", "1000"))
+        except ValueError:
+            raise InvalidRequest("after and limit are whole numbers") from None
+        if not 1 <= limit <= 10_000 or after < -1:
+            raise InvalidRequest("limit is 1 to 10,000 and after is -1 or more")
+        found = jobs.items(job_id(request), state=state, after=after, limit=limit)
+        return JSONResponse([i.model_dump(mode="json") for i in found])
+
+    async def cancel(request: Request):
+        return JSONResponse(jobs.cancel(job_id(request)).model_dump(mode="json"))
+
+    return Starlette(
+        routes=[
+            Route("/", _handled(jobs_route), methods=["GET", "POST"]),
+            Route("/{job_id}", _handled(status), methods=["GET"]),
+            Route("/{job_id}/items", _handled(items, query=("state", "after", "limit")), methods=["GET"]),
+            Route("/{job_id}/cancel", _handled(cancel), methods=["POST"]),
         ],
         exception_handlers=JSON_ERRORS,
     )

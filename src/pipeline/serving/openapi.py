@@ -14,11 +14,24 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.serving.access import AuditEntry, NewToken, Token, required_role
+from pipeline.serving.access import AuditEntry, NewToken, Token, allowed_roles
 from pipeline.serving.http import MEDIA_TYPES, ReviewRequest, TokenRequest
+from pipeline.serving.jobs import JobItem, JobRequest, JobStatus
 from pipeline.serving.schemas import BatchItem, CensorResult, ErrorBody
 
-COMPONENTS = (CensorResult, BatchItem, ErrorBody, Token, NewToken, AuditEntry, ReviewRequest, TokenRequest)
+COMPONENTS = (
+    CensorResult,
+    BatchItem,
+    ErrorBody,
+    Token,
+    NewToken,
+    AuditEntry,
+    ReviewRequest,
+    TokenRequest,
+    JobRequest,
+    JobStatus,
+    JobItem,
+)
 IMAGE_ID = {
     "name": "image_id",
     "in": "path",
@@ -26,6 +39,7 @@ IMAGE_ID = {
     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "description": "SHA-256 of the image file.",
 }
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 STYLE = {
     "name": "style",
     "in": "query",
@@ -174,6 +188,56 @@ def extra_paths() -> dict[str, Any]:
                 errors=("401", "403", "404"),
             )
         },
+        "/jobs": {
+            "get": _operation(
+                "Every collection job, newest first.",
+                _json({"type": "array", "items": _ref(JobStatus)}, "Jobs."),
+                errors=("401", "403"),
+            ),
+            "post": _operation(
+                "A collection job over a folder or files under GORE_JOBS_ROOT; works in the background.",
+                _json(_ref(JobStatus), "The job, queued."),
+                body=JobRequest,
+                ok_status="202",
+                errors=("400", "401", "403", "404"),
+            ),
+        },
+        "/jobs/{job_id}": {
+            "get": _operation(
+                "A job's progress: done, failed, remaining, images/s, ETA.",
+                _json(_ref(JobStatus), "The job."),
+                parameters=[JOB_ID],
+            )
+        },
+        "/jobs/{job_id}/items": {
+            "get": _operation(
+                "A job's files and what became of each, in order; page with `after`.",
+                _json({"type": "array", "items": _ref(JobItem)}, "Items."),
+                parameters=[
+                    JOB_ID,
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["pending", "working", "done", "failed"]},
+                    },
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                    },
+                ],
+            )
+        },
+        "/jobs/{job_id}/cancel": {
+            "post": _operation(
+                "Cancel a job: its pending files are left alone.",
+                _json(_ref(JobStatus), "The job."),
+                parameters=[JOB_ID],
+            )
+        },
         "/admin/audit": {
             "get": _operation(
                 "The audit log, newest first (JSON, or CSV with format=csv).",
@@ -238,7 +302,7 @@ def extend(document: dict[str, Any], most_files: int) -> dict[str, Any]:
         for method, operation in operations.items():
             if (
                 not isinstance(operation, dict)
-                or required_role(method.upper(), path.replace("{image_id}", "x")) is None
+                or allowed_roles(method.upper(), path.replace("{image_id}", "x").replace("{job_id}", "x")) is None
             ):
                 continue
             operation["security"] = [{"bearer": []}]

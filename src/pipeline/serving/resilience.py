@@ -116,6 +116,10 @@ class Admission:
         self.images = self.pixels = 0
         self._changed = asyncio.Condition()
 
+    def fits_now(self, images: int, pixels: int) -> bool:
+        """Whether this much work would be admitted without waiting."""
+        return self._fits(images, pixels)
+
     def _fits(self, images: int, pixels: int) -> bool:
         if self.images == 0:
             return True

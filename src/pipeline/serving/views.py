@@ -93,6 +93,7 @@ class Views:
         *,
         filename: str | None = None,
         timings_ms: dict[str, float] | None = None,
+        maps: np.ndarray | None = None,
     ) -> CensorResult:
         """The answer for `options`. The censoring pipeline segments every image it answers as gore;
         an older analysis read with a lower threshold than it was made for may have no
@@ -120,7 +121,9 @@ class Views:
             if segmented
             else None,
             mask=f"/images/{record.id}/mask?margin={options.margin:g}" if segmented else None,
-            censored_fraction=round(self.censored_fraction(record, analysis, options.margin), 6) if segmented else None,
+            censored_fraction=round(self.censored_fraction(record, analysis, options.margin, maps), 6)
+            if segmented
+            else None,
             phash=record.phash,
             models=ModelTags(classifier=analysis.classifier, segmenter=analysis.segmenter),
             profile=analysis.profile,
@@ -133,15 +136,22 @@ class Views:
 
     # ---- renderings ----
 
-    def _keeps(self, record: ImageRecord, analysis: Analysis, margin: float) -> list[np.ndarray]:
-        """Each frame's keep mask at the original's size (1 kept, 0 censored)."""
+    def _keeps(
+        self, record: ImageRecord, analysis: Analysis, margin: float, maps: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """Each frame's keep mask at the original's size (1 kept, 0 censored); from `maps` (uint8,
+        as stored) when given, else from the store."""
         assert analysis.segmentation is not None
-        maps = self.store.maps(record.id, analysis.segmentation.maps).astype(np.float32) / 255.0
+        if maps is None:
+            maps = self.store.maps(record.id, analysis.segmentation.maps)
+        maps = maps.astype(np.float32) / 255.0
         threshold = self.defaults.seg_threshold_for(analysis)
         return [full_size_mask(keep_mask(m, threshold), record.height, record.width, margin) for m in maps]
 
-    def censored_fraction(self, record: ImageRecord, analysis: Analysis, margin: float) -> float:
-        return float(np.mean([1.0 - keep.mean() for keep in self._keeps(record, analysis, margin)]))
+    def censored_fraction(
+        self, record: ImageRecord, analysis: Analysis, margin: float, maps: np.ndarray | None = None
+    ) -> float:
+        return float(np.mean([1.0 - keep.mean() for keep in self._keeps(record, analysis, margin, maps)]))
 
     def name(self, analysis: Analysis, kind: Kind, style: CensorStyle, margin: float) -> str:
         decided_by = f"{analysis.key}|{self.defaults.seg_threshold_for(analysis):.6f}|{margin:.4f}|"

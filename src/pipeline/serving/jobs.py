@@ -1,0 +1,333 @@
+"""Collection jobs: a server-side folder (or a list of files) censored in the background.
+
+A job is stored with one item per file in SQLite (`jobs.db` in the data directory) before it is
+answered, so it survives a restart: items a stopped worker had claimed go back to pending, and the
+job resumes. Each Censor worker runs a `JobRunner` that claims a chunk of pending items at a time
+(atomically, so several workers share a job), censors them through the same pipeline as
+`POST /censor` (an image the serving models already analysed costs only its hash), and records each
+file's image id, or its error. A passing error (503, 507) puts the item back for later; a bad file
+is recorded as failed and the job goes on. Only files under `GORE_JOBS_ROOT` may be named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from pipeline.errors import InvalidRequest, NotFound, PipelineError, StoreFull
+from pipeline.serving.records import utc_now
+
+JobState = Literal["queued", "running", "done", "cancelled"]
+ItemState = Literal["pending", "working", "done", "failed"]
+DATABASE = "jobs.db"
+RATE_WINDOW_S = 60
+log = logging.getLogger(__name__)
+
+
+# Relative, segment by segment; no segment starts with a dot (so no `..`, no hidden files).
+RelativePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_ -][A-Za-z0-9_. -]*(/[A-Za-z0-9_ -][A-Za-z0-9_. -]*)*$")]
+
+
+class JobRequest(BaseModel):
+    folder: RelativePath | None = Field(
+        None, description="A folder under GORE_JOBS_ROOT: every file in it, recursively."
+    )
+    files: list[RelativePath] | None = Field(
+        None, min_length=1, max_length=100_000, description="Files under GORE_JOBS_ROOT."
+    )
+
+    @model_validator(mode="after")
+    def one_source(self) -> JobRequest:
+        if (self.folder is None) == (self.files is None):
+            raise ValueError("give either `folder` or `files`")
+        return self
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: JobState
+    source: str = Field(description="The folder, or how many files were listed.")
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    total: int
+    done: int
+    failed: int
+    remaining: int
+    already_analysed: int = Field(description="Done items whose image the serving models had analysed before.")
+    images_per_s: float | None = Field(description="Over the last minute of work.")
+    eta_s: float | None = Field(description="Seconds to go at that rate.")
+
+
+class JobItem(BaseModel):
+    seq: int = Field(description="The item's place in the job; page with ?after=<seq>.")
+    path: str
+    state: ItemState
+    image_id: str | None = None
+    status: int | None = Field(None, description="HTTP status this file would have had on its own.")
+    error: str | None = None
+
+
+def inside(root: Path, relative: str) -> Path:
+    """`relative` under `root`, or a 400: no absolute paths, no `..`, no symlink out of it."""
+    root = root.resolve()
+    path = (root / relative).resolve()
+    if not relative or Path(relative).is_absolute() or not path.is_relative_to(root):
+        raise InvalidRequest(f"{relative!r} is not inside the jobs root (GORE_JOBS_ROOT); name paths relative to it")
+    return path
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    root: Path
+    items: list[JobItem]
+
+
+class JobStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(
+                """
+                PRAGMA journal_mode = WAL;
+                CREATE TABLE IF NOT EXISTS jobs (
+                    id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,
+                    created_by TEXT NOT NULL, started_at TEXT, finished_at TEXT, root TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS items (
+                    job_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
+                    image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
+                    PRIMARY KEY (job_id, seq));
+                CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
+                """
+            )
+        self.path.chmod(0o600)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> JobStore:
+        return cls(Path(data_dir) / DATABASE)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+                db.row_factory = sqlite3.Row
+                yield db
+        except sqlite3.OperationalError as error:
+            if "full" in str(error) or "disk I/O" in str(error):
+                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
+            raise
+
+    # ---- jobs ----
+
+    def create(self, request: JobRequest, root: Path, by: str) -> JobStatus:
+        """List the job's files now (so a restart knows them all), store it, and answer its status."""
+        if request.folder is not None:
+            folder = inside(root, request.folder)
+            if not folder.is_dir():
+                raise NotFound(f"no folder {request.folder!r} under the jobs root")
+            paths = sorted(
+                os.path.relpath(Path(here) / name, root.resolve())
+                for here, _, names in os.walk(folder)
+                for name in names
+                if not name.startswith(".")
+            )
+            source = request.folder
+        else:
+            paths = [os.path.relpath(inside(root, f), root.resolve()) for f in request.files]
+            source = f"{len(paths)} files"
+        return self.create_for(paths, root, source, by)
+
+    def create_for(self, paths: list[str], root: Path, source: str, by: str) -> JobStatus:
+        """A job over `paths`, relative to `root` (already checked to be inside it)."""
+        job_id = uuid.uuid4().hex
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO jobs (id, state, source, created_at, created_by, root) VALUES (?, 'queued', ?, ?, ?, ?)",
+                (job_id, source, utc_now().isoformat(), by, str(root.resolve())),
+            )
+            db.executemany(
+                "INSERT INTO items (job_id, seq, path, state) VALUES (?, ?, ?, 'pending')",
+                [(job_id, seq, path) for seq, path in enumerate(paths)],
+            )
+        if not paths:
+            self._finish_if_complete(job_id)
+        return self.status(job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        with self._db() as db:
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            counts = dict(db.execute("SELECT state, COUNT(*) FROM items WHERE job_id = ? GROUP BY state", (job_id,)))
+            reused = db.execute("SELECT COUNT(*) FROM items WHERE job_id = ? AND reused = 1", (job_id,)).fetchone()[0]
+            since = datetime.fromtimestamp(utc_now().timestamp() - RATE_WINDOW_S, tz=utc_now().tzinfo).isoformat()
+            recent = db.execute(
+                "SELECT COUNT(*), MIN(done_at) FROM items WHERE job_id = ? AND done_at > ?", (job_id, since)
+            ).fetchone()
+        total = sum(counts.values())
+        remaining = counts.get("pending", 0) + counts.get("working", 0)
+        rate = None
+        if recent[0]:
+            window = max(1.0, (utc_now() - datetime.fromisoformat(recent[1])).total_seconds())
+            rate = round(recent[0] / window, 3)
+        return JobStatus(
+            id=job_id,
+            state=job["state"],
+            source=job["source"],
+            created_at=job["created_at"],
+            created_by=job["created_by"],
+            started_at=job["started_at"],
+            finished_at=job["finished_at"],
+            total=total,
+            done=counts.get("done", 0),
+            failed=counts.get("failed", 0),
+            remaining=remaining,
+            already_analysed=reused,
+            images_per_s=rate,
+            eta_s=round(remaining / rate, 1) if rate and job["state"] == "running" else None,
+        )
+
+    def jobs(self) -> list[JobStatus]:
+        with self._db() as db:
+            ids = [row[0] for row in db.execute("SELECT id FROM jobs ORDER BY created_at DESC")]
+        return [self.status(job_id) for job_id in ids]
+
+    def items(self, job_id: str, *, state: str | None = None, after: int = -1, limit: int = 1000) -> list[JobItem]:
+        self.status(job_id)  # 404 for an unknown job.
+        query = "SELECT * FROM items WHERE job_id = ? AND seq > ?"
+        args: list = [job_id, after]
+        if state is not None:
+            query, args = query + " AND state = ?", [*args, state]
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [
+            JobItem(
+                seq=r["seq"],
+                path=r["path"],
+                state=r["state"],
+                image_id=r["image_id"],
+                status=r["status"],
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    def cancel(self, job_id: str) -> JobStatus:
+        with self._db() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'running')",
+                (utc_now().isoformat(), job_id),
+            )
+        return self.status(job_id)
+
+    # ---- the work ----
+
+    def release_claims(self) -> int:
+        """Items claimed by workers that are gone (call before any worker starts): back to pending."""
+        with self._db() as db:
+            return db.execute("UPDATE items SET state = 'pending' WHERE state = 'working'").rowcount
+
+    def claim(self, limit: int) -> Claim | None:
+        """Up to `limit` pending items of the oldest live job, marked working."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # One claimer at a time across processes.
+            job = db.execute(
+                "SELECT j.id, j.root FROM jobs j WHERE j.state IN ('queued', 'running') AND EXISTS "
+                "(SELECT 1 FROM items i WHERE i.job_id = j.id AND i.state = 'pending') ORDER BY j.created_at LIMIT 1"
+            ).fetchone()
+            if job is None:
+                return None
+            rows = db.execute(
+                "UPDATE items SET state = 'working' WHERE job_id = ? AND seq IN (SELECT seq FROM items "
+                "WHERE job_id = ? AND state = 'pending' ORDER BY seq LIMIT ?) RETURNING seq, path",
+                (job["id"], job["id"], limit),
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (utc_now().isoformat(), job["id"]),
+            )
+        items = [JobItem(seq=r["seq"], path=r["path"], state="working") for r in sorted(rows, key=lambda r: r["seq"])]
+        return Claim(job["id"], Path(job["root"]), items)
+
+    def record(self, job_id: str, outcomes: list[tuple[int, str | None, int, str | None, bool]]) -> None:
+        """(seq, image id, status, error, reused) per item; passing errors go back to pending."""
+        now = utc_now().isoformat()
+        with self._db() as db:
+            for seq, image_id, status, error, reused in outcomes:
+                if image_id is not None:
+                    db.execute(
+                        "UPDATE items SET state = 'done', image_id = ?, status = ?, reused = ?, done_at = ? "
+                        "WHERE job_id = ? AND seq = ?",
+                        (image_id, status, int(reused), now, job_id, seq),
+                    )
+                elif status in (503, 507):
+                    db.execute("UPDATE items SET state = 'pending' WHERE job_id = ? AND seq = ?", (job_id, seq))
+                else:
+                    db.execute(
+                        "UPDATE items SET state = 'failed', status = ?, error = ?, done_at = ? "
+                        "WHERE job_id = ? AND seq = ?",
+                        (status, error, now, job_id, seq),
+                    )
+        self._finish_if_complete(job_id)
+
+    def _finish_if_complete(self, job_id: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'done', finished_at = ? WHERE id = ? AND state IN ('queued', 'running') AND "
+                "NOT EXISTS (SELECT 1 FROM items WHERE job_id = ? AND state IN ('pending', 'working'))",
+                (utc_now().isoformat(), job_id, job_id),
+            )
+
+
+class JobRunner:
+    """Works through the job items, a chunk at a time, until the process stops."""
+
+    def __init__(self, store: JobStore, censorer: Callable[[], Awaitable], chunk: int, idle_s: float = 1.0):
+        self.store, self.censorer, self.chunk, self.idle_s = store, censorer, chunk, idle_s
+
+    async def run(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            try:
+                worked = await self.step()
+            except Exception:  # Kept alive whatever happens; the items stay claimed and are released on restart.
+                log.exception("job runner step failed")
+                worked = False
+            if not worked:
+                await asyncio.sleep(self.idle_s)
+
+    async def step(self) -> bool:
+        """Claim one chunk and censor it; False when there was nothing to do."""
+        from pipeline.serving.censorer import Upload
+
+        claim = await asyncio.to_thread(self.store.claim, self.chunk)
+        if claim is None:
+            return False
+        started = utc_now()
+        censorer = await self.censorer()
+        uploads = [Upload(claim.root / item.path, item.path) for item in claim.items]
+        outcomes = await censorer.censor(uploads, censorer.options())
+        rows = []
+        for item, outcome in zip(claim.items, outcomes, strict=True):
+            if isinstance(outcome, PipelineError):
+                rows.append((item.seq, None, int(outcome.status), str(outcome), False))
+            else:
+                rows.append((item.seq, outcome.id, 200, None, outcome.created_at < started))
+        await asyncio.to_thread(self.store.record, claim.job_id, rows)
+        retry = max((o.retry_after_s or 0 for o in outcomes if isinstance(o, PipelineError)), default=0)
+        if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
+            await asyncio.sleep(min(retry, 30))
+        return True
