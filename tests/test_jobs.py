@@ -15,7 +15,7 @@ from images import GREEN, RED
 from PIL import Image
 from serving import bentoml_server, grant
 
-from pipeline.errors import InvalidRequest, NotFound
+from pipeline.errors import Forbidden, NotFound
 from pipeline.serving.jobs import JobRequest, JobStore
 
 
@@ -47,7 +47,7 @@ def test_paths_outside_the_root_are_refused(tmp_path):
     (tmp_path / "outside").mkdir()
     (root / "escape").symlink_to(tmp_path / "outside")
     store = JobStore(tmp_path / "jobs.db")
-    with pytest.raises(InvalidRequest, match="not inside the jobs root"):
+    with pytest.raises(Forbidden, match="not inside the jobs root"):
         store.create(JobRequest(folder="escape"), root, by="t")
     with pytest.raises(ValueError):
         JobRequest(folder="../outside")  # Refused by the request's own pattern.
@@ -128,4 +128,4 @@ def test_jobs_are_off_without_a_root(red_model_tags, tmp_path):
     env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path)}
     with bentoml_server(env, tmp_path / "serve.log") as url:
         response = httpx.post(f"{url}/jobs", json={"folder": "x"}, headers=grant(tmp_path, "ingest"))
-    assert response.status_code == 400 and "GORE_JOBS_ROOT" in response.json()["error"]
+    assert response.status_code == 403 and "GORE_JOBS_ROOT" in response.json()["error"]

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pipeline.errors import InvalidRequest, NotFound, PipelineError, StoreFull
+from pipeline.errors import Forbidden, NotFound, PipelineError, StoreFull
 from pipeline.serving.records import utc_now
 
 JobState = Literal["queued", "running", "done", "cancelled"]
@@ -81,11 +81,11 @@ class JobItem(BaseModel):
 
 
 def inside(root: Path, relative: str) -> Path:
-    """`relative` under `root`, or a 400: no absolute paths, no `..`, no symlink out of it."""
+    """`relative` under `root`, or a 403: no absolute paths, no `..`, no symlink out of it."""
     root = root.resolve()
     path = (root / relative).resolve()
     if not relative or Path(relative).is_absolute() or not path.is_relative_to(root):
-        raise InvalidRequest(f"{relative!r} is not inside the jobs root (GORE_JOBS_ROOT); name paths relative to it")
+        raise Forbidden(f"{relative!r} is not inside the jobs root (GORE_JOBS_ROOT); name paths relative to it")
     return path
 
 
