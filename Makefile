@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test lint load faults bombs models models-build clean
+.PHONY: install serve test lint load faults bombs bench bench-thesis models models-build clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,15 @@ faults: install  ## every worker killed under load, the data directory filled (n
 bombs: install  ## 64 bomb-sized PNGs in one batch: peak memory of every process
 	$(BIN)/gore-censor models ensure --profile demo
 	cd benchmarks && ../$(BIN)/python bombs.py --count 64
+
+bench: install  ## demo models: both floors and the service against them, ONNX Runtime and TensorFlow (README "Speed")
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile demo --backend $$backend; done
+
+bench-thesis: install  ## the thesis models untrained (dry run; speed does not depend on weights), both backends
+	$(BIN)/gore-censor models list | grep -q gore-segmenter-thesis \
+		|| $(BIN)/gore-censor models build --profile thesis --weights none
+	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile thesis --backend $$backend --dry-run --images 24; done
 
 lint: install  ## ruff: lint and formatting (part of `make test`)
 	$(BIN)/ruff check .
