@@ -44,6 +44,23 @@ def test_exif_orientation_is_applied(sample_images):
     assert top[0] > 150 > bottom[0], "the red third is at the top once upright"
 
 
+def test_a_jpeg_for_the_models_only_decodes_at_reduced_scale_with_its_true_size(sample_images):
+    data = sample_images.rotated_red_blob.read_bytes()
+    whole = decode_upload(data, "r.jpg", **LIMITS)
+    small = decode_upload(data, "r.jpg", **LIMITS, at_least=96)
+    assert small.pixels.shape == (240, 160, 3), "half scale: the smallest DCT scale that keeps 96 a side"
+    assert (small.width, small.height) == (whole.width, whole.height) == (320, 480), "the viewer's size, upright"
+    difference = np.abs(model_input(small.pixels, 96).astype(int) - model_input(whole.pixels, 96).astype(int))
+    assert difference.mean() < 2 and np.percentile(difference, 99) < 12, "the models see the same picture"
+    top = small.pixels[:50].mean(axis=(0, 1))
+    assert top[0] > 150, "upright at reduced scale too"
+
+
+def test_other_formats_decode_whole_whatever_is_asked(sample_images):
+    data = sample_images.red_blob.read_bytes()
+    assert decode_upload(data, "b.png", **LIMITS, at_least=8).pixels.shape == decoded(data).pixels.shape
+
+
 @pytest.mark.parametrize(
     ("name", "error", "message"),
     [

@@ -51,6 +51,10 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
     work_dir = Path(work_dir)
     runs, reports = work_dir / "runs", work_dir / "report"
     started = time.perf_counter()
+
+    def say(message: str) -> None:  # Seconds since the start: where a first start spends its time.
+        console.print(f"[{time.perf_counter() - started:5.0f} s] {message}")
+
     profile = load_profile("demo")
     training = profile.training_plan()
     data = synthetic_data(work_dir / "data", plan, console)  # Read from disk once; every step below shares it.
@@ -59,7 +63,7 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
         split: data.require(split, with_masks=True, gore_only=True) for split in ("train", "validation", "test")
     }
 
-    console.print(f"training DEMO segmenter {profile.segmenter.architecture}")
+    say(f"training DEMO segmenter {profile.segmenter.architecture}")
     segmenter, _ = train_segmenter(
         gore_with_masks["train"],
         gore_with_masks["validation"],
@@ -71,9 +75,7 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
     )
     members = []
     for spec in profile.classifier.members:
-        console.print(
-            f"training DEMO member {spec.name} ({spec.architecture}, {spec.loss}), encoder from the segmenter"
-        )
+        say(f"training DEMO member {spec.name} ({spec.architecture}, {spec.loss}), encoder from the segmenter")
         member, metrics = train_member(
             train,
             validation,
@@ -85,14 +87,14 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
             encoder_from=segmenter,
             verbose=PROGRESS,
         )
-        console.print(f"  validation {metrics}")
+        say(f"  validation {metrics}")
         members.append(member)
-    console.print("training the vote")
+    say("training the vote")
     classifier, _ = train_vote(
         train, validation, members, input_size=profile.classifier.input_size, name="demo_classifier"
     )
 
-    console.print("evaluating on the held-out synthetic test split")
+    say("evaluating on the held-out synthetic test split")
     threshold, seg_threshold = profile.classifier.threshold, profile.segmenter.threshold
     cls_report = evaluate_classifier(
         classifier, test, reports / "classifier", threshold=threshold, profile=profile, mc_passes=plan.mc_passes
@@ -113,6 +115,7 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
         "test": next(iter(seg_report.tables.values())),
         "pipeline_test": list(pipe_report.tables.values())[-1],
     }
+    say("registering (each model loaded back and compared; ONNX copies exported and checked)")
     source = "make models: DEMO, trained on synthetic data"
     tags = {
         "classifier": register_model(
@@ -122,5 +125,5 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
             segmenter, role="segmenter", profile=profile, trained=True, metrics=segmenter_metrics, source=source
         ),
     }
-    console.print(f"registered {tags} after {minutes:.1f} minutes; reports in {reports}")
+    say(f"registered {tags} after {minutes:.1f} minutes; reports in {reports}")
     return tags

@@ -6,7 +6,9 @@ before anything is decompressed. Each frame becomes 8-bit sRGB the way a viewer 
 EXIF orientation applied, 16-bit and float samples scaled (not clipped), an embedded ICC
 profile (CMYK included) converted to sRGB with Little CMS, and transparency composited over a
 fixed white background, so a pixel that is invisible in the original stays invisible in every
-copy we make. Pillow's own decompression-bomb check stays on: this path only silences its
+copy we make. When only a small copy is needed (the models' input), a JPEG is decoded at a
+reduced scale by its own DCT scaling, several times faster; the full size is still known from
+the header. Pillow's own decompression-bomb check stays on: this path only silences its
 warning, having enforced a stricter limit first.
 """
 
@@ -44,6 +46,7 @@ SUFFIXES = {
 }
 BACKGROUND = (255, 255, 255)  # What transparent pixels are shown over, in every copy we make.
 DEFAULT_FRAME_MS = 100
+ORIENTATION = 0x0112  # The EXIF tag.
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -55,7 +58,10 @@ class DecodedImage:
     format: str
     """Pillow's name for the container format, e.g. JPEG or PNG."""
     frames: list[np.ndarray]
-    """Each frame H x W x 3 uint8 sRGB, upright, as a viewer shows it; one for a still image."""
+    """Each frame H x W x 3 uint8 sRGB, upright, as a viewer shows it; one for a still image.
+    Reduced in scale (never below the size asked for) when decoded for the models only."""
+    size: tuple[int, int]
+    """Width and height of the image as a viewer shows it, whatever scale `frames` were decoded at."""
     durations_ms: list[int] = field(default_factory=list)
     """How long each frame shows (animations); empty for a still image or a multi-page file."""
     loop: int = 0
@@ -65,12 +71,12 @@ class DecodedImage:
         return self.frames[0]
 
     @property
-    def height(self) -> int:
-        return int(self.frames[0].shape[0])
+    def width(self) -> int:
+        return self.size[0]
 
     @property
-    def width(self) -> int:
-        return int(self.frames[0].shape[1])
+    def height(self) -> int:
+        return self.size[1]
 
     @property
     def animated(self) -> bool:
@@ -81,8 +87,13 @@ class DecodedImage:
         return SUFFIXES[self.format]
 
 
-def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int, max_frames: int) -> DecodedImage:
-    """Decode an uploaded file, or raise an error that says what is wrong with it."""
+def decode_upload(
+    data: bytes, filename: str, *, max_bytes: int, max_pixels: int, max_frames: int, at_least: int | None = None
+) -> DecodedImage:
+    """Decode an uploaded file, or raise an error that says what is wrong with it.
+
+    `at_least`: only a copy at least this many pixels a side is needed, so a JPEG may be decoded
+    at 1/2, 1/4 or 1/8 scale; unset, every pixel is decoded."""
     if not data:
         raise InvalidImage(f"{filename}: the file is empty")
     if len(data) > max_bytes:
@@ -92,7 +103,9 @@ def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = _open(data, filename)
         try:
-            frames, durations = _frames(image, filename, max_pixels=max_pixels, max_frames=max_frames)
+            frames, durations, size = _frames(
+                image, filename, max_pixels=max_pixels, max_frames=max_frames, at_least=at_least
+            )
         except (OSError, ValueError, SyntaxError, EOFError, ImageCms.PyCMSError) as exc:
             raise InvalidImage(f"{filename}: the image data is damaged or truncated ({exc})") from None
     return DecodedImage(
@@ -100,6 +113,7 @@ def decode_upload(data: bytes, filename: str, *, max_bytes: int, max_pixels: int
         filename=filename,
         format=image.format,
         frames=frames,
+        size=size,
         durations_ms=durations,
         loop=int(image.info.get("loop", 0) or 0),
     )
@@ -135,8 +149,8 @@ def _open(data: bytes, filename: str) -> Image.Image:
 
 
 def _frames(
-    image: Image.Image, filename: str, *, max_pixels: int, max_frames: int
-) -> tuple[list[np.ndarray], list[int]]:
+    image: Image.Image, filename: str, *, max_pixels: int, max_frames: int, at_least: int | None
+) -> tuple[list[np.ndarray], list[int], tuple[int, int]]:
     width, height = image.size  # From the header: nothing is decoded yet.
     count = getattr(image, "n_frames", 1)
     if count > max_frames:
@@ -148,6 +162,10 @@ def _frames(
             f"{filename}: {width} x {height}{frames} = {total:,} pixels is over the limit of {max_pixels:,}"
         )
     animated = count > 1 and image.format != "TIFF"  # Multi-page TIFF: pages, not an animation.
+    # A viewer's width and height: EXIF orientations 5 to 8 turn the image a quarter.
+    size = (height, width) if not animated and image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else (width, height)
+    if at_least and image.format == "JPEG" and count == 1:
+        image.draft(image.mode, (at_least, at_least))  # DCT scaling: the smallest scale >= at_least a side.
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
         frame.load()
@@ -160,7 +178,7 @@ def _frames(
         raise InvalidImage(f"{filename}: its {len(frames)} pages have different sizes ({', '.join(map(str, sizes))})")
     if min(frames[0].shape[:2]) < 1:
         raise InvalidImage(f"{filename}: the image has no pixels")
-    return frames, durations
+    return frames, durations, size
 
 
 def to_srgb(frame: Image.Image) -> np.ndarray:

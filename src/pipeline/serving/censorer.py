@@ -268,8 +268,11 @@ class Censorer:
         return None
 
     def _prepare(self, job: _Job, data: bytes) -> None:
-        job.decoded = decoded = self.views.limits.decode(data, job.filename)
-        for size in {self.classifier.input_size, self.segmenter.input_size}:  # One resize when sizes match.
+        sizes = {self.classifier.input_size, self.segmenter.input_size}
+        # Only the models' copies are needed unless copies are rendered now: a JPEG decodes at reduced scale.
+        at_least = None if self.render else max(sizes)
+        job.decoded = decoded = self.views.limits.decode(data, job.filename, at_least)
+        for size in sizes:  # One resize when sizes match.
             job.inputs[size] = np.stack([model_input(frame, size) for frame in decoded.frames])
         job.phash = perceptual_hash(job.inputs[self.classifier.input_size][0])  # From the small copy.
 

@@ -35,9 +35,14 @@ class Limits:
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(settings.max_upload_bytes, settings.max_pixels, settings.max_frames)
 
-    def decode(self, data: bytes, filename: str) -> DecodedImage:
+    def decode(self, data: bytes, filename: str, at_least: int | None = None) -> DecodedImage:
         return decode_upload(
-            data, filename, max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames
+            data,
+            filename,
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            at_least=at_least,
         )
 
 
