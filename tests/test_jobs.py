@@ -128,4 +128,4 @@ def test_jobs_are_off_without_a_root(red_model_tags, tmp_path):
     env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path)}
     with bentoml_server(env, tmp_path / "serve.log") as url:
         response = httpx.post(f"{url}/jobs", json={"folder": "x"}, headers=grant(tmp_path, "ingest"))
-    assert response.status_code == 403 and "GORE_JOBS_ROOT" in response.json()["error"]
+    assert response.status_code == 409 and "GORE_JOBS_ROOT" in response.json()["error"]

@@ -69,7 +69,7 @@ def test_untrained_models_are_refused_unless_dry_run(demo_profile, demo_classifi
     tag = register_model(demo_classifier, role="classifier", profile=demo_profile, trained=False, source="test")
     with pytest.raises(ModelNotReady, match="never trained.*GORE_ALLOW_UNTRAINED=1"):
         load_for_serving(stored_model(tag), allow_untrained=False)
-    model, info = load_for_serving(stored_model(tag), allow_untrained=True)
+    model, info = load_for_serving(stored_model(tag), allow_untrained=True, backend="keras")
     assert not info.trained and info.demo and model.count_params() == demo_classifier.count_params()
 
 

@@ -45,9 +45,15 @@ class Unauthorized(PipelineError):
 
 
 class Forbidden(PipelineError):
-    """Known credentials without the role this needs."""
+    """Known credentials without the role this needs, or a path outside what may be read."""
 
     status = HTTPStatus.FORBIDDEN
+
+
+class Conflict(PipelineError):
+    """Asked of a deployment whose configuration says no (collection jobs turned off)."""
+
+    status = HTTPStatus.CONFLICT
 
 
 class ModelNotReady(PipelineError):

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import CensorStyle
-from pipeline.errors import Forbidden, InvalidRequest, NotFound, PipelineError
+from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
 from pipeline.serving.access import ROLES, AccessStore, Role, principal
 from pipeline.serving.image_store import ImageStore, check_id
 from pipeline.serving.jobs import JobRequest, JobStore
@@ -310,7 +310,7 @@ def jobs_app(jobs: JobStore, root: Path | None) -> Starlette:
         if request.method != "POST":
             return JSONResponse([j.model_dump(mode="json") for j in jobs.jobs()])
         if root is None:
-            raise Forbidden("collection jobs are off here: set GORE_JOBS_ROOT to the folder they may read")
+            raise Conflict("collection jobs are off here: set GORE_JOBS_ROOT to the folder they may read")
         asked = await _json(request, JobRequest)
         made = jobs.create(asked, root, by=principal(request.scope).name)
         return JSONResponse(made.model_dump(mode="json"), status_code=202)

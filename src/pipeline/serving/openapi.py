@@ -57,8 +57,9 @@ MARGIN = {
 ERRORS = {
     "400": "A bad parameter or body.",
     "401": "No token, or one that is unknown or revoked.",
-    "403": "The token lacks the role this route needs.",
-    "404": "No such image, or nothing of that kind for it.",
+    "403": "The token lacks the role this route needs, or a path leaves the jobs root.",
+    "404": "No such image, job or folder.",
+    "409": "Collection jobs are off on this deployment (GORE_JOBS_ROOT is unset).",
     "413": "A file, image (pixels x frames) or body over the limits.",
     "415": "Not one of the accepted image formats.",
     "422": "A file that cannot be decoded (empty, truncated, damaged).",
@@ -199,7 +200,7 @@ def extra_paths() -> dict[str, Any]:
                 _json(_ref(JobStatus), "The job, queued."),
                 body=JobRequest,
                 ok_status="202",
-                errors=("400", "401", "403", "404"),
+                errors=("400", "401", "403", "404", "409"),
             ),
         },
         "/jobs/{job_id}": {
