@@ -52,6 +52,10 @@ bench-thesis: install  ## the thesis models untrained (dry run; speed does not d
 		|| $(BIN)/gore-censor models build --profile thesis --weights none
 	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile thesis --backend $$backend --dry-run --images 24; done
 
+.PHONY: index-bench
+index-bench: install  ## the web gallery's index at 100,000 synthetic records: page 1 and page 1,000 (target < 50 ms)
+	cd benchmarks && ../$(BIN)/python index_bench.py --records 100000 --page 1000
+
 lint: install  ## ruff: lint and formatting (part of `make test`)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,6 +1,6 @@
 """Gore censoring service: a classifier and a segmenter service, chained by Censor.
 
-bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/..., /admin/...
+bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /images/..., /admin/..., the web app at /app
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ with bentoml.importing():
     from pipeline.serving.entry import Entry, ModelClients
     from pipeline.serving.resilience import DRAINING
     from pipeline.serving.schemas import BatchItem, CensorResult
+    from pipeline.web import web_app
 
 settings = get_settings()
 batching = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
@@ -101,6 +102,7 @@ entry = Entry.from_settings(settings)
 @bentoml.asgi_app(entry.images_app(), path="/images")
 @bentoml.asgi_app(entry.admin_app(), path="/admin")
 @bentoml.asgi_app(entry.jobs_app(), path="/jobs")
+@bentoml.asgi_app(web_app(entry), path="/app")  # The analysts' web app: people sign in there.
 @bentoml.service(workers=settings.censor_workers, traffic={"timeout": settings.request_timeout_s})
 class Censor:
     classifier = bentoml.depends(Classifier, url=settings.classifier_url)

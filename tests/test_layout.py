@@ -55,6 +55,16 @@ def test_there_is_no_import_cycle_between_rooms():
         ("serving", "evaluation"),
         ("data", "training"),
         ("imaging", "serving"),
+        ("serving", "web"),  # The web app builds on the service; service.py mounts it.
+        ("imaging", "web"),
+        ("training", "web"),
+        # Active learning is a peer of training and evaluation: it builds on training, nothing below builds on it.
+        ("active_learning", "serving"),
+        ("active_learning", "evaluation"),
+        ("active_learning", "cli"),
+        ("training", "active_learning"),
+        ("evaluation", "active_learning"),
+        ("data", "active_learning"),
     ],
 )
 def test_rooms_stay_out_of_each_other(importer, forbidden):
@@ -77,5 +87,15 @@ def test_the_light_modules_stay_light():
         "import sys, pipeline.config, pipeline.profiles, pipeline.model_store.metadata, pipeline.serving.schemas, "
         "pipeline.cli; print('tensorflow' in sys.modules)"
     )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_the_query_strategies_stay_light():
+    """A service may rank with them: scikit-activeml and NumPy, never TensorFlow."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.active_learning.strategies; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr[-2000:]

@@ -97,6 +97,37 @@ class Settings(BaseSettings):
         None, description="The folder collection jobs may read (paths outside it are refused); unset: jobs are off."
     )
 
+    web_session_hours: float = Field(
+        12.0, gt=0, description="Web app: a sign-in lasts this long (sign-out or disabling the user ends it sooner)."
+    )
+    web_secure_cookies: bool | None = Field(
+        None, description="Web app: mark cookies Secure; unset: when the request came over https."
+    )
+    web_page_size: int = Field(48, ge=1, le=500, description="Web app: thumbnails per gallery page.")
+    web_thumbnail_px: int = Field(256, ge=64, le=1024, description="Web app: longer side of a thumbnail, in pixels.")
+    web_blur_strength: int = Field(
+        70,
+        ge=0,
+        le=100,
+        description="Web app: how strongly likely-gore thumbnails are blurred and greyed (0 to "
+        "100), until a user sets their own; they are made from the censored copy at every strength.",
+    )
+    web_duplicate_distance: int = Field(
+        6, ge=0, le=32, description="Web app: perceptual-hash bits two images may differ in and be near-duplicates."
+    )
+    web_patch_fraction: float = Field(
+        0.15, gt=0.0, le=0.5, description="Web app: side of a partial-reveal patch, as a share of the shorter side."
+    )
+    web_reveal_minutes: float = Field(
+        10.0, gt=0, description="Web app: how long a confirmed reveal lets the original be shown again (reloads)."
+    )
+    web_daily_reveal_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Web app: originals a person may reveal in a day before a break is suggested; unset: "
+        "no suggestion.",
+    )
+
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")
     segmenter_url: str | None = Field(None, description="Remote segmenter service (one container each).")
 

@@ -1,9 +1,10 @@
-"""`gore-censor`: models, offline censoring, data sets, training and evaluation.
+"""`gore-censor`: models, offline censoring, data sets, training, evaluation and active learning.
 
 One Typer app, a module per command group.
 """
 
 from pipeline.cli.access import audit, tokens_app
+from pipeline.cli.al import al_app
 from pipeline.cli.censor import censor
 from pipeline.cli.common import typer_group
 from pipeline.cli.data import data_app
@@ -11,6 +12,7 @@ from pipeline.cli.evaluate import evaluate_app
 from pipeline.cli.jobs import job
 from pipeline.cli.models import models_app
 from pipeline.cli.train import train_app
+from pipeline.cli.web import index_app, users_app
 
 app = typer_group("Gore classification and censoring.")
 app.add_typer(models_app, name="models")
@@ -19,7 +21,10 @@ app.command()(job)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(al_app, name="al")
 app.add_typer(tokens_app, name="tokens")
 app.command()(audit)
+app.add_typer(users_app, name="users")
+app.add_typer(index_app, name="index")
 
 __all__ = ["app"]

@@ -44,6 +44,7 @@ RULES: list[tuple[str, re.Pattern[str], tuple[Role, ...] | None]] = [
     for method, pattern, roles in [
         ("*", r"/(readyz|livez|healthz|metrics|docs\.json)", None),  # Other methods: 405 from the route.
         ("*", r"/(docs)?|/static_content/.+", None),  # BentoML's API page: the description, no data.
+        ("*", r"/app(/.*)?", None),  # The web app: people sign in there; it refuses signed-out visitors itself.
         ("POST", r"/censor(/batch)?", ("ingest",)),
         ("GET", r"/images/[^/]+(/(censored|mask|original))?", ("analyst",)),
         ("POST", r"/images/[^/]+/review", ("analyst",)),
@@ -106,6 +107,7 @@ class AccessStore:
                     id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
                     image_id TEXT, detail TEXT);
                 CREATE INDEX IF NOT EXISTS audit_image ON audit (image_id);
+                CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor);
                 """
             )
         self.path.chmod(0o600)
@@ -199,12 +201,15 @@ class AccessStore:
                 (utc_now().isoformat(), actor, action, image_id, detail),
             )
 
-    def audit_entries(self, *, image_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
-        query, args = "SELECT * FROM audit", []
-        if image_id is not None:
-            query, args = query + " WHERE image_id = ?", [image_id]
+    def audit_entries(
+        self, *, image_id: str | None = None, actor: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        wanted = {column: value for column, value in (("image_id", image_id), ("actor", actor)) if value is not None}
+        where = " WHERE " + " AND ".join(f"{column} = ?" for column in wanted) if wanted else ""
         with self._connection() as db:
-            rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = db.execute(
+                f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?", (*wanted.values(), limit)
+            ).fetchall()
         return [AuditEntry(**dict(row)) for row in rows]
 
 

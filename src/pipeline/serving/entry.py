@@ -38,6 +38,7 @@ from pipeline.serving.views import Defaults, Limits, Views
 
 FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False}
 FORM_SLACK_BYTES = 1024 * 1024  # Multipart framing and the text fields.
+WEB_PREFIX = "/app"  # Where service.py mounts the web app (pipeline.web), which answers its errors as pages.
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Entry:
     jobs: JobStore
     views: Views
     capacity: Capacity
+    models: ModelClients | None = field(default=None, init=False)
+    """The model services as this Censor worker reaches them; None until the worker has started."""
     _censorer: Censorer | None = field(default=None, init=False)
     _checked: float = field(default=0.0, init=False)
     _runner: asyncio.Task | None = field(default=None, init=False)
@@ -80,6 +83,7 @@ class Entry:
 
     def start_jobs(self, models: ModelClients) -> None:
         """In each Censor worker: work through collection jobs in the background until SIGTERM."""
+        self.models = models  # The web app's uploads go through the same pipeline.
         runner = JobRunner(self.jobs, lambda: self.censorer(models), self.settings.max_batch_size)
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
 
@@ -93,8 +97,8 @@ class Entry:
             ),
         }
         return [
-            (JSONErrors, {}),
-            (PathAliases, {"aliases": {"/jobs": "/jobs/"}}),
+            (JSONErrors, {"html_prefixes": (WEB_PREFIX + "/",)}),
+            (PathAliases, {"aliases": {"/jobs": "/jobs/", WEB_PREFIX: WEB_PREFIX + "/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
             (OpenAPIExtension, {"most_files": self.settings.max_batch_images}),
             (AccessGuard, {"store": self.access}),

@@ -118,13 +118,14 @@ async def _json(request: Request, model: type[BaseModel]) -> BaseModel:
 
 class JSONErrors:
     """ASGI middleware: an error answer that is not JSON (the framework's own 404, 405, 500 in
-    plain text) is sent as `{"error": "<its text>"}`, so clients meet one error shape."""
+    plain text) is sent as `{"error": "<its text>"}`, so clients meet one error shape. Paths under
+    `html_prefixes` (the web app, whose pages answer errors as pages) are left alone."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, html_prefixes: tuple[str, ...] = ()) -> None:
+        self.app, self.html_prefixes = app, html_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.html_prefixes):
             return await self.app(scope, receive, send)
         held: Message | None = None
         chunks: list[bytes] = []

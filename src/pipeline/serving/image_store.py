@@ -22,10 +22,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import io
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +39,7 @@ from pipeline.serving.records import ImageRecord
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[0-9a-z][0-9a-z._-]{0,120}$")
 RECORD = "record.json"
+log = logging.getLogger(__name__)
 
 
 def check_id(image_id: str) -> str:
@@ -81,6 +83,9 @@ class FileSystemStore:
         self.scratch = self.root / "tmp"
         """Where files are written before being renamed into place: only there can a killed
         process leave half a file, and `sweep` empties it before a service starts."""
+        self.listeners: list[Callable[[ImageRecord], None]] = []
+        """Told every record as merged (the web app's gallery index); a listener's failure is
+        logged and never fails the write: what listens can be rebuilt from the records."""
 
     def sweep(self) -> int:
         """Remove what killed writers left in the scratch folder; call when no writer runs."""
@@ -151,6 +156,12 @@ class FileSystemStore:
             merged = record if stored is None else stored.merged(record)
             if merged != stored:
                 self._write(self.folder(record.id) / RECORD, merged.model_dump_json(indent=1).encode())
+        if merged != stored:
+            for listener in self.listeners:
+                try:
+                    listener(merged)
+                except Exception:
+                    log.exception("a record listener failed; the record itself is stored")
         return merged
 
     def ids(self) -> Iterator[str]:

@@ -1,0 +1,189 @@
+"""The gallery, an image's page with its reveal in steps, and reviews.
+
+Reveal steps on an image's page, each written to the audit log and counted as exposure:
+  1. the censored copy (what the page shows first; not counted);
+  2. on request, the original blurred and greyed (GET .../blurred);
+  3. the sharp original, only after a confirmed POST (.../reveal) grants it to this session for
+     a few minutes; GET .../original refuses every session without that grant.
+Partial reveal: press-and-hold on the censored copy asks (POST .../patch) for one square of
+the original; its censored pixels count as revealed gore area. Before step 3, the page never
+names the original's URL: no preload, no hidden image.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pipeline.errors import Forbidden, InvalidRequest
+from pipeline.serving.records import Review, utc_now
+from pipeline.web.app import Web, field_of, guarded
+from pipeline.web.index import FILTERS, Filter
+from pipeline.web.people import Person
+
+ANALYSTS = ("analyst",)
+
+
+def _filter(request: Request) -> tuple[Filter, str]:
+    kind = request.query_params.get("filter", "all")
+    if kind not in FILTERS:
+        raise InvalidRequest(f"filter must be one of {', '.join(FILTERS)}, not {kind!r}")
+    search = request.query_params.get("q", "").strip()
+    if len(search) > 200:
+        raise InvalidRequest("search for at most 200 characters of a file name")
+    return kind, search
+
+
+def _image(data: bytes, media_type: str = "image/png", headers: dict[str, str] | None = None) -> Response:
+    return Response(data, media_type=media_type, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def routes(web: Web) -> list[Route]:
+    pictures, people, index = web.pictures, web.people, web.index
+
+    def strength(person: Person) -> int:
+        own = person.user.blur_strength
+        return web.settings.web_blur_strength if own is None else own
+
+    def gallery(request: Request, person: Person, form) -> Response:
+        if not web.caught_up:  # Records written by other programs (the offline command), once per process.
+            index.catch_up(web.entry.store)
+            web.caught_up = True
+        kind, search = _filter(request)
+        after, before = request.query_params.get("after"), request.query_params.get("before")
+        page = index.page(kind, search, after=after, before=before, size=web.settings.web_page_size)
+        return web.render(
+            request, "gallery.html", person, page=page, kind=kind, search=search, filters=FILTERS, total=index.count()
+        )
+
+    def thumbnail(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        return _image(pictures.thumbnail(record, analysis, strength(person)), "image/jpeg")
+
+    def detail(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        kind, search = _filter(request)
+        show = request.query_params.get("show", "censored")
+        if show not in ("censored", "blurred", "original"):
+            raise InvalidRequest(f"show must be censored, blurred or original, not {show!r}")
+        if show == "original" and not people.revealed(person.session_id, record.id):
+            show = "censored"  # The grant ran out (or was never made): back to the censored copy.
+        views = web.entry.views
+        result = views.result(record, analysis, views.defaults.options(analysis))
+        duplicates = [
+            i for i in index.near_duplicates(record.phash, web.settings.web_duplicate_distance) if i != record.id
+        ]
+        return web.render(
+            request,
+            "detail.html",
+            person,
+            record=record,
+            result=result,
+            treatment=pictures.treatment(record, analysis),
+            show=show,
+            kind=kind,
+            search=search,
+            older=index.neighbour(record.id, kind, search, older=True),
+            newer=index.neighbour(record.id, kind, search, older=False),
+            duplicates=duplicates[:24],
+            duplicate_count=len(duplicates),
+            audit=web.entry.access.audit_entries(image_id=record.id, limit=20),
+        )
+
+    def view(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        data = pictures.view(record, analysis)
+        if pictures.treatment(record, analysis) == "censored":  # Step 1 of the reveal: logged like the others.
+            web.audit(person, "web: censored copy shown", record.id)
+        return _image(data)
+
+    def blurred(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        data = pictures.blurred(record, strength(person))
+        if pictures.treatment(record, analysis) != "clean":
+            web.audit(person, "web: original shown blurred and greyed", record.id)
+            people.count_exposure(person.user.id, blurred=1)
+        return _image(data, "image/jpeg")
+
+    def patch(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        try:
+            x, y = float(request.query_params["x"]), float(request.query_params["y"])
+        except (KeyError, ValueError):
+            raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
+        piece = pictures.patch(record, analysis, x, y)
+        web.audit(person, "web: area revealed", record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px")
+        people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)
+        headers = {
+            "X-Patch-Left": str(piece.left),
+            "X-Patch-Top": str(piece.top),
+            "X-Patch-Width": str(piece.width),
+            "X-Patch-Height": str(piece.height),
+            "X-Patch-Gore-Pixels": str(piece.gore_pixels),
+        }
+        return _image(piece.png, headers=headers)
+
+    def reveal(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        if field_of(form, "confirm") != "yes":
+            raise InvalidRequest("tick the box to confirm that you want to see the original")
+        gore = pictures.gore_pixels(record, analysis) if pictures.treatment(record, analysis) != "clean" else 0
+        people.grant_reveal(person.session_id, record.id, web.settings.web_reveal_minutes)
+        web.audit(person, "web: original revealed (confirmed)", record.id, f"{gore} px censored in it")
+        people.count_exposure(person.user.id, originals=1, gore_pixels=gore)
+        back = _back(field_of(form, "filter"), field_of(form, "q"))
+        return web.redirect(f"/images/{record.id}?show=original{back}")
+
+    def original(request: Request, person: Person, form) -> Response:
+        record, _ = pictures.found(request.path_params["image_id"])
+        if not people.revealed(person.session_id, record.id):
+            raise Forbidden("confirm the reveal on the image's page first")
+        web.audit(person, "web: original served", record.id)
+        return _image(pictures.original(record))
+
+    def review(request: Request, person: Person, form) -> Response:
+        record, analysis = pictures.found(request.path_params["image_id"])
+        verdict = field_of(form, "verdict")
+        if verdict not in ("gore", "not_gore"):
+            raise InvalidRequest("verdict must be gore or not_gore")
+        note = field_of(form, "note").strip()[:2000] or None
+        ids = [record.id]
+        if field_of(form, "group") == "yes":
+            near = index.near_duplicates(record.phash, web.settings.web_duplicate_distance)
+            ids += [i for i in near if i != record.id]
+        entry = Review(verdict=verdict, by=person.user.actor, at=utc_now(), note=note)
+        for image_id in ids:
+            found = web.entry.store.record(image_id)
+            if found is None:
+                continue
+            web.entry.store.merge(found.model_copy(update={"reviews": [*found.reviews, entry]}))
+            detail = (
+                note if image_id == record.id else f"as a near-duplicate of {record.id}" + (f": {note}" if note else "")
+            )
+            web.audit(person, f"reviewed: {verdict}", image_id, detail)
+        kind, search = field_of(form, "filter", "all"), field_of(form, "q")
+        kind = kind if kind in FILTERS else "all"
+        following = index.neighbour(record.id, kind, search, older=True)
+        query = _back(kind, search).replace("&", "?", 1)
+        return web.redirect(f"/images/{following}{query}" if following else f"/gallery{query}")
+
+    return [
+        Route("/gallery", guarded(web, gallery, ANALYSTS)),
+        Route("/thumbs/{image_id}", guarded(web, thumbnail, ANALYSTS, "data")),
+        Route("/images/{image_id}", guarded(web, detail, ANALYSTS)),
+        Route("/images/{image_id}/view", guarded(web, view, ANALYSTS, "data")),
+        Route("/images/{image_id}/blurred", guarded(web, blurred, ANALYSTS, "data")),
+        Route("/images/{image_id}/patch", guarded(web, patch, ANALYSTS, "data"), methods=["POST"]),
+        Route("/images/{image_id}/reveal", guarded(web, reveal, ANALYSTS), methods=["POST"]),
+        Route("/images/{image_id}/original", guarded(web, original, ANALYSTS, "data")),
+        Route("/images/{image_id}/review", guarded(web, review, ANALYSTS), methods=["POST"]),
+    ]
+
+
+def _back(kind: str, search: str) -> str:
+    """The gallery's filter and search, as query parameters to carry along ('&...' or '')."""
+    params = {k: v for k, v in (("filter", kind), ("q", search)) if v and v != "all"}
+    return "&" + urlencode(params) if params else ""

@@ -1,0 +1,250 @@
+"""The gallery index: one SQLite row per image record, for listing a collection fast.
+
+The records (`images/<id>/record.json`) are the truth; this index (`index.db` in the data
+directory) is derived from them: kept up to date as records are merged (the image store tells
+it), caught up with records written elsewhere when a process first lists, and rebuilt whole by
+`gore-censor index rebuild`. Pages are found by keyset (newest first, by when an image was
+first seen, then id), never by OFFSET, so page 1,000 costs what page 1 costs.
+
+The index only orders and filters. Whether an image is shown blurred is decided again from its
+record each time a thumbnail is made (fail closed: a stale index cannot unblur anything).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pipeline.errors import InvalidRequest, StoreFull
+from pipeline.serving.image_store import ImageStore
+from pipeline.serving.records import Analysis, ImageRecord, Verdict
+
+DATABASE = "index.db"
+Filter = Literal["all", "gore", "not_gore", "reviewed", "unreviewed"]
+FILTERS: dict[Filter, str] = {
+    "all": "all",
+    "gore": "gore",
+    "not_gore": "not gore",
+    "reviewed": "reviewed",
+    "unreviewed": "not reviewed",
+}
+WHERE: dict[Filter, str] = {
+    "all": "",
+    "gore": "verdict = 'gore'",
+    "not_gore": "verdict = 'not_gore'",
+    "reviewed": "reviewed = 1",
+    "unreviewed": "reviewed = 0",
+}
+_CURSOR = re.compile(r"^(\d{1,20})\.([0-9a-f]{64})$")
+U64 = 1 << 64
+
+
+class IndexRow(BaseModel):
+    id: str
+    filename: str
+    first_seen: datetime
+    gore_probability: float
+    model_gore: bool = Field(description="The models' verdict at the deployment's threshold when indexed.")
+    verdict: Verdict = Field(description="The latest review's verdict, else the models'.")
+    reviewed: bool
+
+    @property
+    def cursor(self) -> str:
+        return f"{_micros(self.first_seen)}.{self.id}"
+
+
+class Page(BaseModel):
+    rows: list[IndexRow]
+    newer: str | None = Field(description="Cursor of the page before (newer images), if any.")
+    older: str | None = Field(description="Cursor of the page after (older images), if any.")
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+def _signed(phash: str) -> int:
+    """A 64-bit hash as SQLite's signed INTEGER."""
+    value = int(phash, 16) % U64
+    return value - U64 if value >= 1 << 63 else value
+
+
+def parse_cursor(cursor: str) -> tuple[int, str]:
+    found = _CURSOR.fullmatch(cursor)
+    if found is None:
+        raise InvalidRequest("that page link is not valid; start from the first page")
+    return int(found.group(1)), found.group(2)
+
+
+class GalleryIndex:
+    def __init__(self, path: Path, threshold_for: Callable[[Analysis], float]):
+        self.path = Path(path)
+        self.threshold_for = threshold_for
+        """The deployment's gore threshold for an analysis (the gallery's verdicts use it)."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(
+                """
+                PRAGMA journal_mode = WAL;
+                CREATE TABLE IF NOT EXISTS images (
+                    id TEXT PRIMARY KEY, filename TEXT NOT NULL, seq INTEGER NOT NULL,
+                    gore_probability REAL NOT NULL, model_gore INTEGER NOT NULL, verdict TEXT NOT NULL,
+                    reviewed INTEGER NOT NULL, phash INTEGER NOT NULL);
+                CREATE INDEX IF NOT EXISTS by_time ON images (seq, id);
+                CREATE INDEX IF NOT EXISTS by_verdict ON images (verdict, seq, id);
+                CREATE INDEX IF NOT EXISTS by_reviewed ON images (reviewed, seq, id);
+                """
+            )
+        self.path.chmod(0o600)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, threshold_for: Callable[[Analysis], float]) -> GalleryIndex:
+        return cls(Path(data_dir) / DATABASE, threshold_for)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+                db.row_factory = sqlite3.Row
+                # The records are the truth and the index is rebuilt from them, so a power cut may
+                # lose its last rows: no fsync per write on the censoring path (WAL keeps it whole).
+                db.execute("PRAGMA synchronous = NORMAL")
+                yield db
+        except sqlite3.OperationalError as error:
+            if "full" in str(error) or "disk I/O" in str(error):
+                raise StoreFull("the data directory is full: the gallery index cannot grow; try again later") from None
+            raise
+
+    # ---- writing ----
+
+    def _values(self, record: ImageRecord) -> tuple | None:
+        analysis = record.latest_analysis()
+        if analysis is None:
+            return None
+        model_gore = analysis.gore_probability >= self.threshold_for(analysis)
+        review = record.latest_review()
+        verdict = review.verdict if review else ("gore" if model_gore else "not_gore")
+        return (
+            record.id,
+            record.filename,
+            _micros(record.first_seen),
+            analysis.gore_probability,
+            int(model_gore),
+            verdict,
+            int(review is not None),
+            _signed(record.phash or "0"),
+        )
+
+    def put_many(self, records: Iterable[ImageRecord]) -> int:
+        rows = [values for values in map(self._values, records) if values is not None]
+        with self._db() as db:
+            db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def put(self, record: ImageRecord) -> None:
+        self.put_many([record])
+
+    def rebuild(self, store: ImageStore, chunk: int = 2000) -> int:
+        """Every record again, from nothing."""
+        with self._db() as db:
+            db.execute("DELETE FROM images")
+        return self._add(store, store.ids(), chunk)
+
+    def catch_up(self, store: ImageStore, chunk: int = 2000) -> int:
+        """Records the index does not know yet (written by another program, or before it existed)."""
+        with self._db() as db:
+            known = {row[0] for row in db.execute("SELECT id FROM images")}
+        return self._add(store, (i for i in store.ids() if i not in known), chunk)
+
+    def _add(self, store: ImageStore, ids: Iterable[str], chunk: int) -> int:
+        added, batch = 0, []
+        for image_id in ids:
+            record = store.record(image_id)
+            if record is not None:
+                batch.append(record)
+            if len(batch) >= chunk:
+                added, batch = added + self.put_many(batch), []
+        return added + self.put_many(batch)
+
+    # ---- reading ----
+
+    def count(self, kind: Filter = "all", search: str = "") -> int:
+        conditions, args = self._conditions(kind, search)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self._db() as db:
+            return db.execute(f"SELECT COUNT(*) FROM images {where}", args).fetchone()[0]
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> IndexRow:
+        return IndexRow(
+            id=row["id"],
+            filename=row["filename"],
+            first_seen=datetime.fromtimestamp(row["seq"] / 1_000_000, tz=UTC),
+            gore_probability=row["gore_probability"],
+            model_gore=bool(row["model_gore"]),
+            verdict=row["verdict"],
+            reviewed=bool(row["reviewed"]),
+        )
+
+    @staticmethod
+    def _conditions(kind: Filter, search: str) -> tuple[list[str], list]:
+        conditions, args = ([WHERE[kind]] if WHERE[kind] else []), []
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append("filename LIKE ? ESCAPE '\\'")  # Case-insensitive for ASCII.
+            args.append(f"%{escaped}%")
+        return conditions, args
+
+    def page(
+        self, kind: Filter = "all", search: str = "", *, after: str | None = None, before: str | None = None, size: int
+    ) -> Page:
+        """`size` rows, newest first: the first page, the one after cursor `after` (older), or the
+        one before cursor `before` (newer)."""
+        conditions, args = self._conditions(kind, search)
+        order = "DESC"
+        if after is not None:
+            conditions.append("(seq, id) < (?, ?)")
+            args += parse_cursor(after)
+        elif before is not None:
+            conditions.append("(seq, id) > (?, ?)")
+            args += parse_cursor(before)
+            order = "ASC"
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        query = f"SELECT * FROM images {where} ORDER BY seq {order}, id {order} LIMIT ?"
+        with self._db() as db:
+            found = [self._row(row) for row in db.execute(query, (*args, size + 1))]
+        more = len(found) > size
+        found = found[:size]
+        if before is not None:
+            found.reverse()
+            return Page(rows=found, newer=found[0].cursor if more else None, older=found[-1].cursor if found else None)
+        newer = found[0].cursor if after is not None and found else None
+        return Page(rows=found, newer=newer, older=found[-1].cursor if more else None)
+
+    def neighbour(self, image_id: str, kind: Filter = "all", search: str = "", older: bool = True) -> str | None:
+        """The id of the next image in the gallery's order after (older) or before (newer) this one."""
+        with self._db() as db:
+            row = db.execute("SELECT seq FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            return None
+        cursor = f"{row['seq']}.{image_id}"
+        page = self.page(kind, search, **({"after": cursor} if older else {"before": cursor}), size=1)
+        return page.rows[0].id if page.rows else None
+
+    def near_duplicates(self, phash: str, distance: int, most: int = 1000) -> list[str]:
+        """Ids whose perceptual hash differs from `phash` in at most `distance` bits (itself included),
+        nearest first. Every hash is compared inside SQLite, so only the matches come back."""
+        target = int(phash, 16) % U64
+        with self._db() as db:
+            db.create_function("bits_apart", 1, lambda p: ((p % U64) ^ target).bit_count(), deterministic=True)
+            rows = db.execute(
+                "SELECT id, bits_apart(phash) AS d FROM images WHERE d <= ? ORDER BY d, id LIMIT ?", (distance, most)
+            ).fetchall()
+        return [row["id"] for row in rows]

@@ -1,0 +1,309 @@
+"""People who sign in to the web app: users, their sessions, confirmed reveals and exposure.
+
+Kept in the access database (`access.db`) beside the API tokens. A session is a random 256-bit
+secret in an HttpOnly cookie, stored here as its SHA-256 (as tokens are): signing out, expiry or
+disabling the user ends it at once, because every request looks its row up. Each session has
+its own CSRF token. A reveal of an original is granted to one session for one image for a few
+minutes, after an explicit confirmation. Exposure is counted per user per day (UTC): what a
+person actually saw of the graphic material.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from pipeline.errors import StoreFull
+from pipeline.serving.access import DATABASE, ROLES, Role
+from pipeline.serving.records import utc_now
+from pipeline.web.passwords import DECOY, hash_password, verify_password
+
+MAX_FAILURES, LOCK_MINUTES = 10, 15  # Then sign-in for that name waits: guessing stays slow.
+
+
+class User(BaseModel):
+    id: int
+    name: str
+    roles: list[Role]
+    created_at: datetime
+    created_by: str
+    disabled_at: datetime | None = None
+    blur_strength: int | None = Field(None, ge=0, le=100, description="Their own thumbnail blur; None: the default.")
+
+    def may(self, *roles: Role) -> bool:
+        return "admin" in self.roles or bool(set(roles) & set(self.roles))
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names them: apart from API tokens of the same name."""
+        return f"web:{self.name}"
+
+
+class Person(BaseModel):
+    """A signed-in request's user and session."""
+
+    user: User
+    session_id: int
+    csrf: str
+
+
+class ExposureDay(BaseModel):
+    user: str
+    day: date
+    blurred: int = Field(description="Originals shown blurred and greyed.")
+    originals: int = Field(description="Originals revealed sharp, after confirmation.")
+    patches: int = Field(description="Areas of censored regions revealed by press-and-hold.")
+    gore_pixels: int = Field(description="Censored (likely-gore) pixels those reveals uncovered, in original pixels.")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class People:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(
+                """
+                PRAGMA journal_mode = WAL;
+                CREATE TABLE IF NOT EXISTS users (
+                    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, roles TEXT NOT NULL,
+                    password TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, disabled_at TEXT,
+                    blur_strength INTEGER, failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
+                CREATE TABLE IF NOT EXISTS sessions (
+                    id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
+                    created_at TEXT NOT NULL, expires_at TEXT NOT NULL, ended_at TEXT);
+                CREATE TABLE IF NOT EXISTS reveals (
+                    session_id INTEGER NOT NULL, image_id TEXT NOT NULL, until TEXT NOT NULL,
+                    PRIMARY KEY (session_id, image_id));
+                CREATE TABLE IF NOT EXISTS exposure (
+                    user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
+                    originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
+                    gore_pixels INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
+                """
+            )
+        self.path.chmod(0o600)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> People:
+        return cls(Path(data_dir) / DATABASE)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
+                db.row_factory = sqlite3.Row
+                yield db
+        except sqlite3.OperationalError as error:
+            if "full" in str(error) or "disk I/O" in str(error):
+                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
+            raise
+
+    # ---- users ----
+
+    @staticmethod
+    def _user(row: sqlite3.Row) -> User:
+        return User(
+            id=row["id"],
+            name=row["name"],
+            roles=row["roles"].split(","),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            disabled_at=row["disabled_at"],
+            blur_strength=row["blur_strength"],
+        )
+
+    def create_user(self, name: str, roles: list[Role], password: str, created_by: str) -> User:
+        name = name.strip()
+        if not 1 <= len(name) <= 100 or any(c in name for c in "\r\n\t"):
+            raise ValueError("a user name is 1 to 100 characters on one line")
+        if not roles or any(role not in ROLES for role in roles):
+            raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {roles}")
+        hashed = hash_password(password)
+        try:
+            with self._db() as db:
+                cursor = db.execute(
+                    "INSERT INTO users (name, roles, password, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                    (name, ",".join(sorted(set(roles))), hashed, utc_now().isoformat(), created_by),
+                )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"there is already a user called {name!r}") from None
+        return self.user(int(cursor.lastrowid))
+
+    def user(self, user_id: int) -> User:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise KeyError(user_id)
+        return self._user(row)
+
+    def user_named(self, name: str) -> User:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
+        if row is None:
+            raise KeyError(name)
+        return self._user(row)
+
+    def users(self) -> list[User]:
+        with self._db() as db:
+            return [self._user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
+
+    def set_disabled(self, user_id: int, disabled: bool) -> User:
+        """Disabling ends every session of the user at once."""
+        now = utc_now().isoformat()
+        with self._db() as db:
+            db.execute("UPDATE users SET disabled_at = ? WHERE id = ?", (now if disabled else None, user_id))
+            if disabled:
+                db.execute("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL", (now, user_id))
+        return self.user(user_id)
+
+    def check_password(self, user_id: int, password: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT password FROM users WHERE id = ?", (user_id,)).fetchone()
+        return row is not None and verify_password(password, row["password"])
+
+    def set_password(self, user_id: int, password: str) -> None:
+        """A new password ends every other sign-in: whoever knew the old one is out."""
+        hashed = hash_password(password)
+        with self._db() as db:
+            db.execute(
+                "UPDATE users SET password = ?, failures = 0, locked_until = NULL WHERE id = ?", (hashed, user_id)
+            )
+            db.execute(
+                "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
+                (utc_now().isoformat(), user_id),
+            )
+
+    def set_blur_strength(self, user_id: int, strength: int) -> None:
+        if not 0 <= strength <= 100:
+            raise ValueError("blur strength is 0 to 100")
+        with self._db() as db:
+            db.execute("UPDATE users SET blur_strength = ? WHERE id = ?", (strength, user_id))
+
+    # ---- sessions ----
+
+    def sign_in(self, name: str, password: str, hours: float) -> tuple[str, User] | None:
+        """A new session's secret and its user, or None (unknown name, wrong password, disabled,
+        or too many recent failures: all look alike to the visitor)."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
+        if row is None:
+            verify_password(password, DECOY)  # Same time as a known name.
+            return None
+        now = utc_now()
+        locked = row["locked_until"] is not None and datetime.fromisoformat(row["locked_until"]) > now
+        if locked or not verify_password(password, row["password"]) or row["disabled_at"] is not None:
+            if not locked:
+                failures = row["failures"] + 1
+                until = (now + timedelta(minutes=LOCK_MINUTES)).isoformat() if failures >= MAX_FAILURES else None
+                with self._db() as db:
+                    db.execute(
+                        "UPDATE users SET failures = ?, locked_until = ? WHERE id = ?",
+                        (0 if until else failures, until, row["id"]),
+                    )
+            return None
+        secret = secrets.token_urlsafe(32)
+        with self._db() as db:
+            # Sessions that can never be used again, and their reveals, are dropped as new ones start.
+            db.execute(
+                "DELETE FROM reveals WHERE session_id IN "
+                "(SELECT id FROM sessions WHERE ended_at IS NOT NULL OR expires_at < ?)",
+                (now.isoformat(),),
+            )
+            db.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL OR expires_at < ?", (now.isoformat(),))
+            db.execute("UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?", (row["id"],))
+            db.execute(
+                "INSERT INTO sessions (digest, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    _digest(secret),
+                    row["id"],
+                    secrets.token_urlsafe(32),
+                    now.isoformat(),
+                    (now + timedelta(hours=hours)).isoformat(),
+                ),
+            )
+        return secret, self._user(row)
+
+    def person(self, secret: str) -> Person | None:
+        """The live session with this secret and its enabled user, or None."""
+        if not secret or len(secret) > 200:
+            return None
+        digest = _digest(secret)
+        with self._db() as db:
+            row = db.execute(
+                "SELECT s.id AS session_id, s.digest, s.csrf, s.expires_at, u.* FROM sessions s "
+                "JOIN users u ON u.id = s.user_id WHERE s.digest = ? AND s.ended_at IS NULL AND u.disabled_at IS NULL",
+                (digest,),
+            ).fetchone()
+        if row is None or not hmac.compare_digest(row["digest"], digest):
+            return None
+        if datetime.fromisoformat(row["expires_at"]) <= utc_now():
+            return None
+        return Person(user=self._user(row), session_id=row["session_id"], csrf=row["csrf"])
+
+    def sign_out(self, session_id: int) -> None:
+        with self._db() as db:
+            db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (utc_now().isoformat(), session_id))
+            db.execute("DELETE FROM reveals WHERE session_id = ?", (session_id,))
+
+    # ---- confirmed reveals ----
+
+    def grant_reveal(self, session_id: int, image_id: str, minutes: float) -> None:
+        until = (utc_now() + timedelta(minutes=minutes)).isoformat()
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO reveals (session_id, image_id, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (session_id, image_id) DO UPDATE SET until = excluded.until",
+                (session_id, image_id, until),
+            )
+
+    def revealed(self, session_id: int, image_id: str) -> bool:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT until FROM reveals WHERE session_id = ? AND image_id = ?", (session_id, image_id)
+            ).fetchone()
+        return row is not None and datetime.fromisoformat(row["until"]) > utc_now()
+
+    # ---- exposure ----
+
+    def count_exposure(
+        self, user_id: int, *, blurred: int = 0, originals: int = 0, patches: int = 0, gore_pixels: int = 0
+    ) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO exposure (user_id, day, blurred, originals, patches, gore_pixels) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id, day) DO UPDATE SET blurred = blurred + excluded.blurred, "
+                "originals = originals + excluded.originals, patches = patches + excluded.patches, "
+                "gore_pixels = gore_pixels + excluded.gore_pixels",
+                (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels),
+            )
+
+    def exposure(self, user_id: int | None = None, days: int = 30) -> list[ExposureDay]:
+        """Newest day first; one user's, or everyone's."""
+        since = (utc_now().date() - timedelta(days=days - 1)).isoformat()
+        query = (
+            "SELECT u.name AS user, e.day, e.blurred, e.originals, e.patches, e.gore_pixels FROM exposure e "
+            "JOIN users u ON u.id = e.user_id WHERE e.day >= ?"
+        )
+        args: list = [since]
+        if user_id is not None:
+            query, args = query + " AND e.user_id = ?", [*args, user_id]
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY e.day DESC, u.name", args).fetchall()
+        return [ExposureDay(**dict(row)) for row in rows]
+
+    def today(self, user_id: int) -> ExposureDay:
+        for day in self.exposure(user_id, days=1):
+            return day
+        return ExposureDay(user="", day=utc_now().date(), blurred=0, originals=0, patches=0, gore_pixels=0)

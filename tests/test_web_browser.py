@@ -1,0 +1,242 @@
+"""The web app end to end in Debian's Chromium (headless, driven by Playwright) against a real
+`bentoml serve` with the red-pixel test models: sign in, upload a wound-like image and a clean
+one, see the first blurred and greyed and the second sharp, open the first, check that nothing
+asked for its original, reveal it step by step, and see the exposure count and audit entries.
+
+Screenshots go to a temporary folder, and also to $GORE_SCREENSHOTS when it names a folder
+(the README's pictures: `GORE_SCREENSHOTS=docs/web .venv/bin/pytest tests/test_web_browser.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from serving import bentoml_server
+
+from pipeline.data.synthetic import background, draw_wound
+from pipeline.web.people import People
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+PASSWORD = "a long enough password"
+SIZE = 480
+
+
+def redness(pixels: np.ndarray) -> np.ndarray:
+    """The red-pixel test models' idea of gore."""
+    pixels = pixels.astype(int)
+    return pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2 > 60
+
+
+def wound_like() -> tuple[np.ndarray, tuple[int, int]]:
+    """A synthetic wound (the demo data's generator) on a synthetic background with no red, big
+    enough for the red-pixel models to call gore; and a point inside its red part."""
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        image = background(rng, SIZE, {})
+        if redness(image).any():
+            continue
+        region = draw_wound(rng, image)
+        red = redness(image)
+        if 0.08 < red.mean() < 0.3 and (red & (region > 0)).sum() > 0.9 * red.sum():
+            ys, xs = np.nonzero(red)
+            inside = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+            return image, (int(xs[inside]), int(ys[inside]))
+    raise AssertionError("no seed made a usable wound-like image")
+
+
+def clean_like() -> np.ndarray:
+    """A synthetic picture (a demo-data background, with sharp shapes drawn on) with no red pixel."""
+    for seed in range(1000, 1200):
+        image = background(np.random.default_rng(seed), SIZE, {})
+        if not redness(image).any() and np.ptp(image.astype(int), axis=-1).mean() > 40:  # Some colour to lose.
+            break
+    for n in range(6):  # Edges a sharp thumbnail keeps and a blurred one loses.
+        cv2.rectangle(image, (30 + 70 * n, 60 + 50 * (n % 3)), (80 + 70 * n, 120 + 50 * (n % 3)), (250, 250, 250), 3)
+        cv2.circle(image, (60 + 70 * n, 360 - 30 * (n % 2)), 24, (20, 30, 90), -1)
+    assert not redness(image).any()
+    return image
+
+
+def until(page, condition: str, timeout_s: float = 60) -> None:
+    """Poll a JavaScript condition. Not `wait_for_function`: it compiles its predicate with eval,
+    which the app's Content-Security-Policy forbids, as it should."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(f"() => Boolean({condition})"):
+        assert time.monotonic() < deadline, f"not true within {timeout_s} s: {condition}"
+        time.sleep(0.1)
+
+
+def screenshot_folders(tmp_path_factory) -> list[Path]:
+    folders = [tmp_path_factory.mktemp("screenshots")]
+    wanted = os.environ.get("GORE_SCREENSHOTS")
+    if wanted:
+        folders.append(Path(wanted))
+        folders[-1].mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def served(red_model_tags, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("browser-data")
+    People.in_data_dir(data_dir).create_user("ana", ["analyst", "ingest", "admin"], PASSWORD, "tests")
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir)}
+    with bentoml_server(env, tmp_path_factory.mktemp("browser-logs") / "serve.log") as url:
+        yield url, data_dir
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+SHOWN = """selector => {
+    const image = document.querySelector(selector);
+    const canvas = document.createElement("canvas");
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
+}"""
+
+
+def shown(page, selector: str) -> np.ndarray:
+    """The pixels the browser decoded for an <img>, at its own size (badges laid over it aside)."""
+    width, height, data = page.evaluate(SHOWN, selector)
+    return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+
+
+def sharpness(pixels: np.ndarray) -> float:
+    grey = pixels.astype(float).mean(axis=-1)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
+def colourfulness(pixels: np.ndarray) -> float:
+    return float(np.ptp(pixels.astype(int), axis=-1).mean())
+
+
+def test_review_an_upload_without_seeing_more_than_asked(served, browser, tmp_path, tmp_path_factory):
+    url, data_dir = served
+    folders = screenshot_folders(tmp_path_factory)
+
+    def shot(page_or_element, name: str) -> bytes:
+        data = page_or_element.screenshot()
+        for folder in folders:
+            (folder / name).write_bytes(data)
+        return data
+
+    wound, (wx, wy) = wound_like()
+    gore_file, clean_file = tmp_path / "wound-like (synthetic).png", tmp_path / "clean (synthetic).png"
+    Image.fromarray(wound).save(gore_file)
+    Image.fromarray(clean_like()).save(clean_file)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)  # A 2-core CI machine, the models' first calls.
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+
+    # Sign in: a signed-out visitor is sent to the sign-in page, and back after.
+    page.goto(f"{url}/app/gallery")
+    assert "/app/signin" in page.url
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/app/gallery")
+
+    # Upload both through the drop zone's file chooser; each gets its own row and result.
+    page.goto(f"{url}/app/upload")
+    page.set_input_files("#files", [str(gore_file), str(clean_file)])
+    until(page, "document.querySelectorAll('#uploads li.done, #uploads li.failed').length === 2")
+    rows = "rows => rows.map(r => [r.querySelector('.file').textContent, r.dataset.verdict])"
+    verdicts = page.eval_on_selector_all("#uploads li", rows)
+    assert dict(verdicts) == {gore_file.name: "gore", clean_file.name: "not_gore"}, page.text_content("#uploads")
+    shot(page, "upload.png")
+
+    # The gallery: the wound blurred and greyed (from its censored copy), the clean one sharp.
+    page.goto(f"{url}/app/gallery")
+    until(page, "[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth > 0)")
+    shot(page, "gallery.png")
+    likely = shown(page, ".tile[data-likely=yes] img")
+    sharp = shown(page, ".tile[data-likely=no] img")
+    assert not redness(likely).any(), "no uncensored gore in the gallery"
+    assert colourfulness(likely) < 0.5 * colourfulness(sharp), "greyed"
+    assert sharpness(likely) < 0.5 * sharpness(sharp), "blurred"
+
+    # The detail page: the censored copy, and no request for the original.
+    page.click(".tile[data-likely=yes] a")
+    page.wait_for_selector("#censored")
+    until(page, "document.getElementById('censored').complete")
+    shot(page, "detail-1-censored.png")
+    censored = shown(page, "#censored")
+    leaked = redness(censored).sum() / redness(wound).sum()
+    # The mask works on a 224-pixel grid: a splatter dot smaller than one of its pixels can stay
+    # visible (the README's "leak"). The bulk of the wound is gone.
+    assert leaked < 0.02, f"the first view is the censored copy; {leaked:.2%} of the red is visible"
+    assert "/original" not in page.content(), "no preload, no hidden image: the page never names the original"
+    assert not [r for r in requests if "/original" in r]
+
+    # Partial reveal: press and hold shows one area of the original; letting go hides it.
+    box = page.locator("#censored").bounding_box()
+    page.mouse.move(box["x"] + wx * box["width"] / SIZE, box["y"] + wy * box["height"] / SIZE)
+    page.mouse.down()
+    page.wait_for_selector("#patch", state="visible")
+    until(page, "document.getElementById('patch').complete")
+    shot(page, "detail-2-partial.png")
+    assert redness(shown(page, "#patch")).any(), "the area held shows the original"
+    page.mouse.up()
+    page.wait_for_selector("#patch", state="detached")
+    assert [r for r in requests if "/patch" in r] and not [r for r in requests if "/original" in r]
+
+    # Step 2: the original blurred and greyed, on request ("b").
+    with page.expect_navigation():
+        page.keyboard.press("b")
+    page.wait_for_selector("#blurred")
+    until(page, "document.getElementById('blurred').complete")
+    shot(page, "detail-3-blurred.png")
+    assert not [r for r in requests if "/original" in r], "blurred is not the original"
+    today = int(page.text_content("[data-today=originals]"))
+
+    # Step 3: the sharp original, only after an explicit confirmation.
+    page.check("#confirm")
+    page.click("#reveal")
+    page.wait_for_selector("#original")
+    until(page, "document.getElementById('original').complete")
+    shot(page, "detail-4-original.png")
+    assert [r for r in requests if r.endswith("/original")], "now, and only now"
+    assert redness(shown(page, "#original")).any()
+    assert int(page.text_content("[data-today=originals]")) == today + 1, "the count rose"
+    entries = page.text_content("#image-audit")
+    for step in ("web: area revealed", "web: original shown blurred and greyed", "web: original revealed (confirmed)"):
+        assert step in entries, step
+
+    # Review with the keyboard ("g"): recorded, and the gallery's filter knows it.
+    with page.expect_navigation():
+        page.keyboard.press("g")
+    page.goto(f"{url}/app/gallery?filter=reviewed")
+    assert page.locator(".tile").count() == 1 and "gore ✓" in page.text_content(".tile .reviewed")
+
+    # Exposure, for the person and across people.
+    page.goto(f"{url}/app/exposure")
+    assert page.text_content("#exposure .originals") == "1" and int(page.text_content("#exposure .patches")) >= 1
+    assert int(page.text_content("#exposure .gore-px").replace(",", "")) > 0
+    assert "web: original revealed (confirmed)" in page.text_content("#my-audit")
+    shot(page, "exposure.png")
+    page.goto(f"{url}/app/admin/exposure")
+    assert "ana" in page.text_content("#totals")
+    shot(page, "admin-exposure.png")
+    context.close()
