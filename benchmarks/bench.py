@@ -56,15 +56,11 @@ def pipeline_floor(args, source: ImageSource, work: Path, threads: int) -> tuple
     """Images per second of the whole pipeline in this process (no HTTP), and its stage medians,
     with `threads` per model (0: the runtime's own choice)."""
     from pipeline.config import Settings
-    from pipeline.serving.censorer import Censorer, Upload
-    from pipeline.serving.local_models import local_model
+    from pipeline.serving.censorer import Upload
+    from pipeline.serving.local_models import local_censorer
 
     settings = Settings(profile=args.profile, backend=args.backend, data_dir=work / f"floor-data-{threads}")
-    classify, classifier = local_model(settings.classifier_tag, True, args.backend, threads)
-    segment, segmenter = local_model(settings.segmenter_tag, True, args.backend, threads)
-    censorer = Censorer.from_settings(
-        settings, classify=classify, segment=segment, classifier=classifier, segmenter=segmenter
-    )
+    censorer = local_censorer(settings, allow_untrained=True, threads=threads)
     warm = [Upload(source.next()[0], "warm.jpg") for _ in range(8)]
     asyncio.run(censorer.censor(warm, censorer.options(threshold=0.0)))
     uploads = [Upload(source.next()[0], f"{i}.jpg") for i in range(args.images)]

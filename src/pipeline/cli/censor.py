@@ -34,27 +34,12 @@ def censor(
 ) -> None:
     """Run the pipeline in-process and write the same JSON and files as the service; prints the JSON."""
     from pipeline.errors import PipelineError
-    from pipeline.serving.censorer import Censorer, Upload
-    from pipeline.serving.local_models import local_model
+    from pipeline.serving.censorer import Upload
+    from pipeline.serving.local_models import local_censorer
 
     settings = get_settings()
     with reported():
-        untrained = allow_untrained or settings.allow_untrained
-        classify, classifier = local_model(
-            settings.classifier_tag, untrained, settings.backend, settings.threads_per_model
-        )
-        segment, segmenter = local_model(
-            settings.segmenter_tag, untrained, settings.backend, settings.threads_per_model
-        )
-    censorer = Censorer.from_settings(
-        settings,
-        classify=classify,
-        segment=segment,
-        classifier=classifier,
-        segmenter=segmenter,
-        data_dir=data_dir,
-        render=render,
-    )
+        censorer = local_censorer(settings, allow_untrained=allow_untrained, data_dir=data_dir, render=render)
     uploads = [Upload(path, path.name) for path in files]
     outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style, margin)))
     failed = 0

@@ -23,9 +23,8 @@ def job(
 ) -> None:
     """Censor a whole collection in this process, as the service's jobs do: images already analysed
     cost only their hash, bad files are recorded and skipped, and `--resume ID` goes on after a stop."""
-    from pipeline.serving.censorer import Censorer
     from pipeline.serving.jobs import JobRunner, JobStore
-    from pipeline.serving.local_models import local_model
+    from pipeline.serving.local_models import local_censorer
 
     settings = get_settings()
     store = JobStore.in_data_dir(data_dir or settings.data_dir)
@@ -44,24 +43,9 @@ def job(
             status = store.create_for(paths, root, str(folder), by="gore-censor job (shell)")
         else:
             fail("give a folder of images, or --resume JOB_ID")
-        untrained = allow_untrained or settings.allow_untrained
-        classify, classifier = local_model(
-            settings.classifier_tag, untrained, settings.backend, settings.threads_per_model
-        )
-        segment, segmenter = local_model(
-            settings.segmenter_tag, untrained, settings.backend, settings.threads_per_model
-        )
-    censorer = Censorer.from_settings(
-        settings,
-        classify=classify,
-        segment=segment,
-        classifier=classifier,
-        segmenter=segmenter,
-        data_dir=data_dir,
-        render=render,
-    )
+        censorer = local_censorer(settings, allow_untrained=allow_untrained, data_dir=data_dir, render=render)
 
-    async def current() -> Censorer:
+    async def current():  # The runner asks for the pipeline as the service does.
         return censorer
 
     runner = JobRunner(store, current, settings.max_batch_size)

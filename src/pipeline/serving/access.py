@@ -18,8 +18,7 @@ import hmac
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -29,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline.errors import StoreFull
+from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 
 Role = Literal["ingest", "analyst", "admin"]
@@ -92,42 +91,29 @@ def allowed_roles(method: str, path: str) -> tuple[Role, ...] | None:
     return ("admin",)
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, roles TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    image_id TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS audit_image ON audit (image_id);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor);
+"""
+
+
 class AccessStore:
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._connection() as db:
-            db.executescript(
-                """
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE IF NOT EXISTS tokens (
-                    id INTEGER PRIMARY KEY, name TEXT NOT NULL, roles TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
-                    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT);
-                CREATE TABLE IF NOT EXISTS audit (
-                    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-                    image_id TEXT, detail TEXT);
-                CREATE INDEX IF NOT EXISTS audit_image ON audit (image_id);
-                CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor);
-                """
-            )
-        self.path.chmod(0o600)
+        self.database = Database(path, SCHEMA)
+        self.path = self.database.path
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> AccessStore:
         return cls(Path(data_dir) / DATABASE)
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
-                db.row_factory = sqlite3.Row
-                yield db
-        except sqlite3.OperationalError as error:
-            # "database or disk is full", or "disk I/O error" (WAL's shared memory cannot grow): refuse,
-            # as the image store does, until there is room again.
-            if "full" in str(error) or "disk I/O" in str(error):
-                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
-            raise
+    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.connect()
 
     # ---- tokens ----
 

@@ -16,8 +16,8 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pipeline.errors import Forbidden, NotFound, PipelineError, StoreFull
+from pipeline.errors import Forbidden, NotFound, PipelineError
+from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 
 JobState = Literal["queued", "running", "done", "cancelled"]
@@ -96,40 +97,29 @@ class Claim:
     items: list[JobItem]
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL, started_at TEXT, finished_at TEXT, root TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
+    image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
+    PRIMARY KEY (job_id, seq));
+CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
+"""
+
+
 class JobStore:
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(
-                """
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE IF NOT EXISTS jobs (
-                    id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,
-                    created_by TEXT NOT NULL, started_at TEXT, finished_at TEXT, root TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS items (
-                    job_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
-                    image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
-                    PRIMARY KEY (job_id, seq));
-                CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
-                """
-            )
-        self.path.chmod(0o600)
+        self.database = Database(path, SCHEMA)
+        self.path = self.database.path
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> JobStore:
         return cls(Path(data_dir) / DATABASE)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-                db.row_factory = sqlite3.Row
-                yield db
-        except sqlite3.OperationalError as error:
-            if "full" in str(error) or "disk I/O" in str(error):
-                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
-            raise
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.connect()
 
     # ---- jobs ----
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pipeline.errors import InvalidRequest, StoreFull
+from pipeline.errors import InvalidRequest
+from pipeline.serving.database import Database
 from pipeline.serving.image_store import ImageStore
 from pipeline.serving.records import Analysis, ImageRecord, Verdict
 
@@ -83,44 +84,32 @@ def parse_cursor(cursor: str) -> tuple[int, str]:
     return int(found.group(1)), found.group(2)
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY, filename TEXT NOT NULL, seq INTEGER NOT NULL,
+    gore_probability REAL NOT NULL, model_gore INTEGER NOT NULL, verdict TEXT NOT NULL,
+    reviewed INTEGER NOT NULL, phash INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS by_time ON images (seq, id);
+CREATE INDEX IF NOT EXISTS by_verdict ON images (verdict, seq, id);
+CREATE INDEX IF NOT EXISTS by_reviewed ON images (reviewed, seq, id);
+"""
+
+
 class GalleryIndex:
     def __init__(self, path: Path, threshold_for: Callable[[Analysis], float]):
-        self.path = Path(path)
+        # The records are the truth and the index is rebuilt from them, so a power cut may lose
+        # its last rows: no fsync per write on the censoring path (WAL keeps the file whole).
+        self.database = Database(path, SCHEMA, durable=False, full="the gallery index cannot grow")
+        self.path = self.database.path
         self.threshold_for = threshold_for
         """The deployment's gore threshold for an analysis (the gallery's verdicts use it)."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(
-                """
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE IF NOT EXISTS images (
-                    id TEXT PRIMARY KEY, filename TEXT NOT NULL, seq INTEGER NOT NULL,
-                    gore_probability REAL NOT NULL, model_gore INTEGER NOT NULL, verdict TEXT NOT NULL,
-                    reviewed INTEGER NOT NULL, phash INTEGER NOT NULL);
-                CREATE INDEX IF NOT EXISTS by_time ON images (seq, id);
-                CREATE INDEX IF NOT EXISTS by_verdict ON images (verdict, seq, id);
-                CREATE INDEX IF NOT EXISTS by_reviewed ON images (reviewed, seq, id);
-                """
-            )
-        self.path.chmod(0o600)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, threshold_for: Callable[[Analysis], float]) -> GalleryIndex:
         return cls(Path(data_dir) / DATABASE, threshold_for)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-                db.row_factory = sqlite3.Row
-                # The records are the truth and the index is rebuilt from them, so a power cut may
-                # lose its last rows: no fsync per write on the censoring path (WAL keeps it whole).
-                db.execute("PRAGMA synchronous = NORMAL")
-                yield db
-        except sqlite3.OperationalError as error:
-            if "full" in str(error) or "disk I/O" in str(error):
-                raise StoreFull("the data directory is full: the gallery index cannot grow; try again later") from None
-            raise
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.connect()
 
     # ---- writing ----
 

@@ -14,15 +14,14 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pipeline.errors import StoreFull
 from pipeline.serving.access import DATABASE, ROLES, Role
+from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 from pipeline.web.passwords import DECOY, hash_password, verify_password
 
@@ -68,46 +67,35 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, roles TEXT NOT NULL,
+    password TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, disabled_at TEXT,
+    blur_strength INTEGER, failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL, expires_at TEXT NOT NULL, ended_at TEXT);
+CREATE TABLE IF NOT EXISTS reveals (
+    session_id INTEGER NOT NULL, image_id TEXT NOT NULL, until TEXT NOT NULL,
+    PRIMARY KEY (session_id, image_id));
+CREATE TABLE IF NOT EXISTS exposure (
+    user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
+    originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
+    gore_pixels INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
+"""
+
+
 class People:
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(
-                """
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE IF NOT EXISTS users (
-                    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, roles TEXT NOT NULL,
-                    password TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, disabled_at TEXT,
-                    blur_strength INTEGER, failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
-                CREATE TABLE IF NOT EXISTS sessions (
-                    id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
-                    created_at TEXT NOT NULL, expires_at TEXT NOT NULL, ended_at TEXT);
-                CREATE TABLE IF NOT EXISTS reveals (
-                    session_id INTEGER NOT NULL, image_id TEXT NOT NULL, until TEXT NOT NULL,
-                    PRIMARY KEY (session_id, image_id));
-                CREATE TABLE IF NOT EXISTS exposure (
-                    user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
-                    originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
-                    gore_pixels INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
-                """
-            )
-        self.path.chmod(0o600)
+        self.database = Database(path, SCHEMA)
+        self.path = self.database.path
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> People:
         return cls(Path(data_dir) / DATABASE)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
-                db.row_factory = sqlite3.Row
-                yield db
-        except sqlite3.OperationalError as error:
-            if "full" in str(error) or "disk I/O" in str(error):
-                raise StoreFull("the data directory is full: nothing was recorded; try again later") from None
-            raise
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.connect()
 
     # ---- users ----
 

@@ -1,0 +1,40 @@
+"""The SQLite files in the data directory (access, jobs, people, the gallery index), opened one way.
+
+Each is private to the service (0600, its folder 0700), in WAL mode so readers never wait for
+a writer, and used through short connections: one per unit of work, committed when it ends. A
+full disk ("database or disk is full", or "disk I/O error" when WAL's shared memory cannot grow)
+is a `StoreFull`, refused as the image store refuses it, until there is room again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from pipeline.errors import StoreFull
+
+
+class Database:
+    def __init__(self, path: Path, schema: str, *, durable: bool = True, full: str = "nothing was recorded"):
+        """`schema`: CREATE ... IF NOT EXISTS statements. `durable=False` for what can be rebuilt
+        from the records (no fsync per commit). `full`: what a full disk means, for the message."""
+        self.path, self.durable, self.full = Path(path), durable, full
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.connect() as db:
+            db.executescript("PRAGMA journal_mode = WAL;\n" + schema)
+        self.path.chmod(0o600)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # The inner `with` commits.
+                db.row_factory = sqlite3.Row
+                if not self.durable:
+                    db.execute("PRAGMA synchronous = NORMAL")
+                yield db
+        except sqlite3.OperationalError as error:
+            if "full" in str(error) or "disk I/O" in str(error):
+                raise StoreFull(f"the data directory is full: {self.full}; try again later") from None
+            raise
