@@ -20,6 +20,7 @@ with bentoml.importing():
     from pipeline.serving.entry import Entry, ModelClients
     from pipeline.serving.resilience import DRAINING
     from pipeline.serving.schemas import BatchItem, CensorResult
+    from pipeline.serving.uncertainty import ClassifierSample, DropoutSampling
     from pipeline.web import web_app
 
 settings = get_settings()
@@ -34,6 +35,11 @@ Margin = Annotated[
     float | None,
     Field(ge=0.0, le=8.0, description="Model pixels to widen the censored region by; default: the deployment setting."),
 ]
+Uncertain = Annotated[
+    bool,
+    Field(description="Run N inference-dropout passes (GORE_UNCERTAINTY_PASSES): mean and std; doubt censors."),
+]
+Cascade = Annotated[bool, Field(description="Also apply the thesis' cascading rule (WRL, then BCE members).")]
 
 
 @bentoml.service(**model_service)
@@ -56,10 +62,17 @@ class Classifier:
             backend=settings.backend,
             threads=settings.threads_per_model,
         )
+        keras = self.model if self.model_info.backend == "keras" else None  # ONNX has no dropout: Keras, on demand.
+        self.dropout = DropoutSampling(self.model_ref, keras, settings.threads_per_model)
 
     @bentoml.api(**batching)
     def classify(self, images: np.ndarray) -> np.ndarray:
         return self.model.predict_on_batch(images.astype(np.float32)).reshape(-1)
+
+    @bentoml.api
+    def uncertainty(self, images: np.ndarray, passes: int = 30) -> ClassifierSample:
+        """(N, S, S, 3) raw RGB -> each member's plain probability and `passes` inference-dropout draws."""
+        return self.dropout.sample(images, passes)
 
     @bentoml.api
     def info(self) -> ModelInfo:
@@ -102,6 +115,7 @@ entry = Entry.from_settings(settings)
 @bentoml.asgi_app(entry.images_app(), path="/images")
 @bentoml.asgi_app(entry.admin_app(), path="/admin")
 @bentoml.asgi_app(entry.jobs_app(), path="/jobs")
+@bentoml.asgi_app(entry.annotation_app(), path="/annotation")  # Active learning: what to label next, labels in.
 @bentoml.asgi_app(web_app(entry), path="/app")  # The analysts' web app: people sign in there.
 @bentoml.service(workers=settings.censor_workers, traffic={"timeout": settings.request_timeout_s})
 class Censor:
@@ -119,17 +133,29 @@ class Censor:
 
     @bentoml.api(route="/censor")
     async def censor(
-        self, image: Path, threshold: Threshold = None, style: Style = None, margin: Margin = None
+        self,
+        image: Path,
+        threshold: Threshold = None,
+        style: Style = None,
+        margin: Margin = None,
+        uncertainty: Uncertain = False,
+        cascade: Cascade = False,
     ) -> CensorResult:
         """Classify one image, every frame; when gore_probability >= threshold, censor it. Answers its JSON."""
-        return await entry.censor_one(self.models, image, threshold, style, margin)
+        return await entry.censor_one(self.models, image, threshold, style, margin, uncertainty, cascade)
 
     @bentoml.api(route="/censor/batch")
     async def censor_batch(
-        self, images: list[Path], threshold: Threshold = None, style: Style = None, margin: Margin = None
+        self,
+        images: list[Path],
+        threshold: Threshold = None,
+        style: Style = None,
+        margin: Margin = None,
+        uncertainty: Uncertain = False,
+        cascade: Cascade = False,
     ) -> list[BatchItem]:
         """Several images in field `images`, batched through both models; each file fails alone."""
-        return await entry.censor_batch(self.models, images, threshold, style, margin)
+        return await entry.censor_batch(self.models, images, threshold, style, margin, uncertainty, cascade)
 
 
 for middleware, options in entry.middleware():  # In the order they run.

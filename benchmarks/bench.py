@@ -8,7 +8,10 @@
 - pipeline floor: the same kind of images through the whole pipeline in this process, no HTTP:
   read, decode, classify, segment, post-process, encode, store (the offline path, batches of 8);
 - the served pipeline (`bentoml serve`) at 1, 4 and 16 clients, the batch endpoint (8 images per
-  request, 1 and 2 clients), and the offline CLI (`gore-censor censor`, start-up included).
+  request, 1 and 2 clients), and the offline CLI (`gore-censor censor`, start-up included);
+- the cost of the `uncertainty` option: the bare sampler (the Keras members' N inference-dropout
+  passes, encoder once, batch 8) beside the model floor, and `POST /censor` with `uncertainty`
+  and with `cascade` at 4 clients beside the plain 4-client row.
 
 Every image is new bytes (the cache never answers); half are wound-like (synthetic). Prints a
 Markdown table with every figure as a ratio to both floors, per-stage medians, and the peak
@@ -34,7 +37,7 @@ import aiohttp
 import numpy as np
 from loadgen import ImageSource, Served, markdown_rss
 
-STAGES = ("decode", "classify", "segment", "censor")
+STAGES = ("decode", "classify", "uncertainty", "segment", "censor")
 
 
 def model_floor(classifier, segmenter, images: list[np.ndarray], gore: list[bool], batch: int) -> float:
@@ -49,6 +52,23 @@ def model_floor(classifier, segmenter, images: list[np.ndarray], gore: list[bool
     for x, model in ((x_c, classifier), (x_s, segmenter)):
         for i in range(0, len(x), batch):
             model.predict_on_batch(x[i : i + batch])
+    return len(images) / (time.perf_counter() - started)
+
+
+def dropout_floor(tag: str, images: list[np.ndarray], passes: int, batch: int = 8) -> float:
+    """Images per second of the bare inference-dropout sampler: each member's encoder once, its head
+    `passes` times (what the Classifier service runs for the `uncertainty` option)."""
+    from pipeline.imaging.model_input import model_batch
+    from pipeline.model_store.registry import stored_model
+    from pipeline.serving.uncertainty import DropoutSampling
+
+    sampling = DropoutSampling(stored_model(tag))
+    size = stored_model(tag).info.metadata["input_size"]
+    x = model_batch(images, size)
+    sampling.sample(x[:batch], passes)  # Warm-up, and the Keras copy loaded.
+    started = time.perf_counter()
+    for i in range(0, len(x), batch):
+        sampling.sample(x[i : i + batch], passes)
     return len(images) / (time.perf_counter() - started)
 
 
@@ -74,10 +94,14 @@ def stage_medians(timings: list[dict[str, float]]) -> dict[str, float]:
     return {s: statistics.median(t[s] for t in timings if s in t) for s in STAGES if any(s in t for t in timings)}
 
 
-def multipart(files: list[bytes], field: str) -> tuple[bytes, str]:
+def multipart(files: list[bytes], field: str, fields: dict[str, str] | None = None) -> tuple[bytes, str]:
     """A form body built once, so the clients spend their CPU on sending, not on building."""
     boundary = uuid.uuid4().hex
     parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (fields or {}).items()
+    ]
+    parts += [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{i}.jpg"\r\n'
         f"Content-Type: image/jpeg\r\n\r\n".encode()
         + data
@@ -87,13 +111,20 @@ def multipart(files: list[bytes], field: str) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def served_run(served: Served, source: ImageSource, clients: int, requests: int, per_request: int = 1):
+def served_run(
+    served: Served,
+    source: ImageSource,
+    clients: int,
+    requests: int,
+    per_request: int = 1,
+    fields: dict[str, str] | None = None,
+):
     """Images per second, p50 latency and stage medians of `requests` posts by `clients` clients.
 
     The clients are coroutines on one event loop (aiohttp), the lightest load generator at hand:
     on a 2-core machine every cycle the clients take is a cycle the service does not get."""
     route, field = ("/censor", "image") if per_request == 1 else ("/censor/batch", "images")
-    bodies = [multipart([source.next()[0] for _ in range(per_request)], field) for _ in range(requests + 1)]
+    bodies = [multipart([source.next()[0] for _ in range(per_request)], field, fields) for _ in range(requests + 1)]
     latencies, timings, failures = [], [], 0
 
     async def run() -> float:
@@ -174,6 +205,8 @@ def main() -> None:
     ]
     floors = {batch: model_floor(*models, floor_images, gore, batch) for batch in (1, 8)}
     del models
+    passes = 30
+    sampler_rate = dropout_floor(f"{model_name('classifier', args.profile)}:latest", floor_images, passes)
     # Its best: one thread per model (as served) or the runtime's own choice (two models take turns here).
     pipeline_rate, pipeline_stages = max(pipeline_floor(args, source, work, threads) for threads in (1, 0))
 
@@ -209,6 +242,13 @@ def main() -> None:
                     *served_run(served, source, clients, max(2, args.images // 8), per_request=8),
                 )
             )
+        for option in ("uncertainty", "cascade"):
+            rows.append(
+                (
+                    f"`POST /censor` with `{option}` ({passes} passes), 4 clients",
+                    *served_run(served, source, 4, max(8, args.images // 2), fields={option: "true"}),
+                )
+            )
     finally:
         stop.set()
         sampler.join()
@@ -231,6 +271,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print(f"| model floor, batch 1 | {floors[1]:.2f} | 100% | {floors[1] / floors[8]:.0%} | | | |")
     print(f"| model floor, batch 8 | {floors[8]:.2f} | {floors[8] / floors[1]:.0%} | 100% | | | |")
+    print(
+        f"| inference-dropout sampler alone, {passes} passes, batch 8 (Keras) | {sampler_rate:.2f} | "
+        f"{sampler_rate / floors[1]:.0%} | {sampler_rate / floors[8]:.0%} | | | |"
+    )
     print(
         f"| pipeline floor (in process, batches of 8) | {pipeline_rate:.2f} | {ratios(pipeline_rate)} | | "
         f"{stages(pipeline_stages)} |"

@@ -26,3 +26,11 @@ def red_model_tags() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sample_images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def red_vote_tags() -> dict[str, str]:
+    """The red-pixel voting ensemble (members with inference dropout) and segmenter, profile redvote."""
+    from red_pixel_models import register_red_vote_models
+
+    return register_red_vote_models()

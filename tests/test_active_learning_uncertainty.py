@@ -87,3 +87,50 @@ def test_the_papers_resnet50v2_offline_with_imagenet_fails_with_a_clear_message(
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     with pytest.raises(WeightsUnavailable, match="weights=None"):
         build_member("resnet50v2_al", weights="imagenet", input_size=32)
+
+
+def test_the_served_summary_weighs_the_members_like_the_vote_and_censors_in_doubt():
+    from pipeline.serving.uncertainty import ClassifierSample, MemberSample, cascade_refusal, summarise
+
+    # Columns: image 0 (a still), then image 1's two frames. Four passes each.
+    wrl = MemberSample(
+        name="m_wrl",
+        loss="wrl",
+        weight=0.75,
+        probabilities=[0.5, 0.1, 0.2],
+        draws=[[0.45, 0.1, 0.2], [0.55, 0.1, 0.2], [0.45, 0.1, 0.2], [0.55, 0.1, 0.2]],
+    )
+    bce = MemberSample(
+        name="m_bce", loss="bce", weight=0.25, probabilities=[0.8, 0.1, 0.3], draws=[[0.8, 0.1, 0.3]] * 4
+    )
+    sample = ClassifierSample(passes=4, members=[wrl, bce])
+    still, animation = summarise(sample, [1, 2], threshold=0.5, with_cascade=True)
+    # The vote's passes on image 0: 0.75 * (0.45 | 0.55) + 0.25 * 0.8 = 0.5375 | 0.6125.
+    assert still.mean == pytest.approx(0.575) and still.std == pytest.approx(0.0375)
+    assert still.uncertain is False and still.censors is True
+    assert [(m.name, m.mean, m.std) for m in still.members] == [("m_wrl", 0.5, 0.05), ("m_bce", 0.8, 0.0)]
+    # WRL unsure (0.5 within 0.45..0.55), BCE sure: the BCE member decides.
+    assert (still.cascade.source, still.cascade.probability) == ("bce", 0.8)
+    # Image 1: its most doubtful frame (the second) speaks for it; nobody is unsure there.
+    assert animation.frame == 1 and animation.mean == pytest.approx(0.75 * 0.2 + 0.25 * 0.3) and animation.std == 0
+    assert (animation.cascade.source, animation.cascade.probability, animation.censors) == ("wrl", 0.2, False)
+    # A lower threshold within the spread: doubt censors.
+    [doubtful] = summarise(sample, [1], threshold=0.6, with_cascade=False)
+    assert doubtful.uncertain and doubtful.censors and doubtful.cascade is None
+
+    only_wrl = ClassifierSample(passes=4, members=[wrl])
+    assert cascade_refusal(sample) is None and "WRL and BCE" in cascade_refusal(only_wrl)
+
+
+def test_the_dropout_sampler_gives_each_members_plain_answer_from_the_same_features():
+    from red_pixel_models import red_vote
+
+    ensemble = red_vote()  # Members whose features are red pixels: an untrained encoder's are all ~0.
+    images = np.full((3, 224, 224, 3), (50, 110, 70), np.float32)
+    images[1, :50, :50] = images[2, :120, :120] = (230, 20, 20)
+    plain, draws = DropoutSampler.of(ensemble).sample(images, passes=5)
+    assert plain.shape == (2, 3) and draws.shape == (2, 5, 3)
+    members = [ensemble.get_layer(name) for name in ("red_wrl", "red_bce")]
+    assert np.allclose(plain, [m.predict(images, verbose=0).ravel() for m in members], atol=1e-5)
+    spread = draws.std(axis=1)
+    assert (spread[:, 0] < 1e-6).all() and (spread[:, 1] > 1e-3).all()  # Dropout drops red features only.

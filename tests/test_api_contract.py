@@ -62,3 +62,17 @@ def test_schemathesis_finds_no_failure(served, tmp_path):
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]
     assert "passed" in report and "failure" not in report.split("Test cases:")[-1], report[-3000:]
+
+
+def test_what_this_deployment_cannot_do_answers_409_with_the_reason(served, sample_images):
+    """The red test classifier is one model, not our members: no inference dropout. And this
+    deployment has no annotation root."""
+    url, headers, _ = served
+    image = {"image": ("r.png", sample_images.red_blob.read_bytes())}
+    for option in ("uncertainty", "cascade"):
+        answer = httpx.post(f"{url}/censor", files=image, data={option: "true"}, headers=headers, timeout=120)
+        assert answer.status_code == 409 and "imported whole" in answer.json()["error"]
+    off = httpx.post(f"{url}/annotation/next", json={}, headers=headers, timeout=30)
+    assert off.status_code == 409 and "GORE_ANNOTATION_ROOT" in off.json()["error"]
+    off = httpx.post(f"{url}/annotation/labels", content=b"image,label\n", headers=headers, timeout=30)
+    assert off.status_code == 409

@@ -39,6 +39,17 @@ def test_censor_files_offline_like_the_service(red_model_tags, sample_images, tm
     assert analysis["gore_probability"] == red["gore_probability"] and analysis["segmentation"] is not None
 
 
+def test_censor_offline_runs_the_dropout_passes_and_the_cascade(red_vote_tags, red_model_tags, sample_images, tmp_path):
+    env = {"GORE_PROFILE": "redvote", "GORE_DATA_DIR": str(tmp_path), "GORE_UNCERTAINTY_PASSES": "8"}
+    done = run("censor", str(sample_images.red_blob), str(sample_images.green), "--cascade", env=env)
+    assert done.returncode == 0, done.stderr
+    red, green = (json.loads(line)["uncertainty"] for line in done.stdout.splitlines())
+    assert red["passes"] == 8 and red["std"] > 0 and red["cascade"]["source"] == "wrl" and red["censors"]
+    assert green["std"] < 1e-6 and not green["censors"] and [m["loss"] for m in green["members"]] == ["wrl", "bce"]
+    refused = run("censor", str(sample_images.green), "--uncertainty", env={**env, "GORE_PROFILE": "redtest"})
+    assert refused.returncode == 1 and "imported whole" in refused.stdout + refused.stderr
+
+
 def test_censor_reports_bad_files_and_exits_non_zero(red_model_tags, sample_images, tmp_path):
     env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(tmp_path)}
     done = run("censor", str(sample_images.not_an_image), str(sample_images.green), "--style", "blur", env=env)

@@ -93,8 +93,21 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the Censor service asks the model services which models they serve."
     )
 
+    uncertainty_passes: int = Field(
+        30, ge=2, le=200, description="Inference-dropout passes for a request's `uncertainty` option (thesis: 30)."
+    )
+
     jobs_root: Path | None = Field(
         None, description="The folder collection jobs may read (paths outside it are refused); unset: jobs are off."
+    )
+
+    annotation_root: Path | None = Field(
+        None,
+        description="Active learning: the folder holding pools of unlabelled images and the data sets labels go "
+        "into (paths outside it are refused); unset: annotation is off.",
+    )
+    annotation_max_pool: int = Field(
+        10_000, gt=0, description="Active learning: most unlabelled images one pool may hold to be ranked."
     )
 
     web_session_hours: float = Field(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 EPSILON = 1e-12
@@ -58,3 +61,43 @@ def segmentation_metrics(masks: np.ndarray, probabilities: np.ndarray, threshold
             }
         )
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+
+# ---- Uncertainty (thesis 5.2.5) and the cascading rule (5.2.6.1): light, so the Censor service uses them too ----
+
+
+class Uncertainty(BaseModel):
+    """Mean and standard deviation of N inference-dropout passes, per image."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    mean: np.ndarray
+    std: np.ndarray
+    passes: int
+
+
+CascadeSource = Literal["wrl", "bce", "average"]
+
+
+class CascadeDecision(BaseModel):
+    """The cascading ensemble's answer per image, and which rule gave it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    probability: np.ndarray
+    source: list[CascadeSource]
+
+
+def is_uncertain(mean: np.ndarray, std: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Thesis eq. 5.3: the threshold lies in [mean - std, mean + std]."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    return (mean - std <= threshold) & (threshold <= mean + std)
+
+
+def cascade(wrl: Uncertainty, bce: Uncertainty, threshold: float = 0.5) -> CascadeDecision:
+    """Thesis 5.2.6.1: the WRL model decides unless it is uncertain (eq. 5.3); then the BCE model
+    is consulted; if it is uncertain too, the two mean predictions are averaged."""
+    wrl_unsure, bce_unsure = is_uncertain(wrl.mean, wrl.std, threshold), is_uncertain(bce.mean, bce.std, threshold)
+    probability = np.where(~wrl_unsure, wrl.mean, np.where(~bce_unsure, bce.mean, (wrl.mean + bce.mean) / 2))
+    source: list[CascadeSource] = [
+        "wrl" if not w else ("bce" if not b else "average") for w, b in zip(wrl_unsure, bce_unsure, strict=True)
+    ]
+    return CascadeDecision(probability=probability, source=source)

@@ -27,6 +27,16 @@ GORE_VALUES = {"gore", "1", "true", "yes", "y", "positive"}
 CLEAN_VALUES = {"not_gore", "no_gore", "non_gore", "clean", "0", "false", "no", "n", "negative"}
 
 
+def labelled_names(datasets: list[Path]) -> set[str]:
+    """File names of the images these data sets hold (a folder without a manifest holds none)."""
+    return {
+        Path(s.image).name
+        for folder in datasets
+        if (Path(folder) / MANIFEST).is_file()
+        for s in Dataset.load(folder).samples
+    }
+
+
 def label_format(path: Path) -> LabelFormat:
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":

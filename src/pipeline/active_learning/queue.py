@@ -13,9 +13,10 @@ import numpy as np
 import tf_keras
 from pydantic import BaseModel
 
+from pipeline.active_learning.labels import labelled_names
 from pipeline.active_learning.predict import Committee
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
-from pipeline.data.dataset import Dataset, read_rgb
+from pipeline.data.dataset import read_rgb
 from pipeline.data.formats.folders import image_files
 from pipeline.imaging.model_input import model_input
 
@@ -37,10 +38,6 @@ class Queue(BaseModel):
     pool: int
     skipped: list[str]
     items: list[QueueItem]
-
-
-def labelled_names(datasets: list[Path]) -> set[str]:
-    return {Path(s.image).name for folder in datasets for s in Dataset.load(folder).samples}
 
 
 def next_to_label(

@@ -54,18 +54,21 @@ class PoolPredictions(BaseModel):
     count: int = Field(ge=0, description="How many unlabelled images.")
     probabilities: FloatArray | None = None
     mc_draws: FloatArray | None = None
+    mc_std: FloatArray | None = Field(
+        None, description="(N,) the draws' standard deviation, when the draws stay with the model service."
+    )
     members: FloatArray | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> PoolPredictions:
-        for name, ndim in (("probabilities", 1), ("mc_draws", 2), ("members", 2)):
+        for name, ndim in (("probabilities", 1), ("mc_draws", 2), ("mc_std", 1), ("members", 2)):
             array = getattr(self, name)
             if array is None:
                 continue
             if array.ndim != ndim or array.shape[-1] != self.count:
                 raise ValueError(f"{name}: expected {ndim} dimension(s) ending in {self.count}, got {array.shape}")
             if not np.all((array >= 0) & (array <= 1)):
-                raise ValueError(f"{name}: gore probabilities must lie in [0, 1]")
+                raise ValueError(f"{name}: gore probabilities (and their spread) must lie in [0, 1]")
         return self
 
 
@@ -92,6 +95,8 @@ NEED_NAMES = {
 def _required(predictions: PoolPredictions, strategy: str) -> np.ndarray:
     need = STRATEGY_NEEDS[strategy]
     array = getattr(predictions, need)
+    if array is None and need == "mc_draws":
+        array = predictions.mc_std
     if array is None:
         raise ValueError(f"strategy {strategy!r} needs the classifier's {NEED_NAMES[need]}")
     return array
@@ -111,7 +116,7 @@ def utilities(strategy: Strategy, predictions: PoolPredictions, *, seed: int = 0
     if strategy in _SKACTIVEML_METHOD:
         return uncertainty_scores(_binary(array), method=_SKACTIVEML_METHOD[strategy])
     if strategy == "mc_dropout":
-        return array.std(axis=0)
+        return array.std(axis=0) if array.ndim == 2 else array
     if strategy == "disagreement":
         if array.shape[0] < 2:
             raise ValueError("strategy 'disagreement' needs at least two voting members")

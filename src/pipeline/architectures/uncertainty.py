@@ -7,15 +7,23 @@ N times, which makes N = 30 passes cost little more than one.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import tf_keras
-from pydantic import BaseModel, ConfigDict
 
 from pipeline.architectures.from_spec import build_classifier
 from pipeline.architectures.layers import InferenceDropout
+from pipeline.metrics import CascadeDecision, Uncertainty, cascade, is_uncertain
 from pipeline.profiles import Profile
+
+__all__ = [  # The rules themselves are light (pipeline.metrics); the Censor service applies them too.
+    "CascadeDecision",
+    "DropoutSampler",
+    "Uncertainty",
+    "cascade",
+    "is_uncertain",
+    "mc_dropout_uncertainty",
+    "member_uncertainty",
+]
 
 INFERENCE_DROPOUT_RATE = 0.5  # The thesis' infer-dropout.
 
@@ -69,11 +77,22 @@ class _MemberSampler:
         for layer in member.layers[start:]:  # The thesis head is a chain; its layers are shared, not copied.
             x = layer(x)
         self.head = tf_keras.Model(head_input, x)
+        plain = plain_input = tf_keras.Input(features_from.shape[1:])
+        for layer in member.layers[start:]:
+            plain = layer(plain)
+        self.plain = tf_keras.Model(plain_input, plain)  # The member's own answer, from the same features.
 
-    def draws(self, images: np.ndarray, passes: int, batch_size: int) -> np.ndarray:
+    def sample(self, images: np.ndarray, passes: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) plain probabilities and (passes, N) inference-dropout draws; the encoder runs once."""
         features = tf_keras.backend.constant(self.features.predict(images, batch_size=batch_size, verbose=0))
         # The head is small: called directly, a pass costs milliseconds where `predict` costs a tenth of a second.
-        return np.stack([np.asarray(self.head(features, training=False)).ravel() for _ in range(passes)])
+        draws = [np.asarray(self.head(features, training=False)).ravel() for _ in range(passes)]
+        return np.asarray(self.plain(features, training=False)).ravel(), np.stack(draws) if draws else np.zeros(
+            (0, len(images))
+        )
+
+    def draws(self, images: np.ndarray, passes: int, batch_size: int) -> np.ndarray:
+        return self.sample(images, passes, batch_size)[1]
 
 
 class DropoutSampler:
@@ -104,18 +123,14 @@ class DropoutSampler:
         """(members, passes, N) gore probabilities."""
         return np.stack([sampler.draws(images, passes, batch_size) for sampler in self.samplers])
 
+    def sample(self, images: np.ndarray, passes: int, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's plain probabilities (members, N) and draws (members, passes, N), in one encoder pass each."""
+        each = [sampler.sample(images, passes, batch_size) for sampler in self.samplers]
+        return np.stack([plain for plain, _ in each]), np.stack([draws for _, draws in each])
+
     def draws(self, images: np.ndarray, passes: int, batch_size: int = 32) -> np.ndarray:
         """(passes, N) gore probabilities of the classifier, one row per stochastic pass."""
         return np.tensordot(self.weights, self.member_draws(images, passes, batch_size), axes=1)
-
-
-class Uncertainty(BaseModel):
-    """Mean and standard deviation of N inference-dropout passes, per image."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    mean: np.ndarray
-    std: np.ndarray
-    passes: int
 
 
 def mc_dropout_uncertainty(
@@ -140,31 +155,3 @@ def member_uncertainty(
         member.name: Uncertainty(mean=d.mean(axis=0), std=d.std(axis=0), passes=passes)
         for member, d in zip(sampler.members, draws, strict=True)
     }
-
-
-CascadeSource = Literal["wrl", "bce", "average"]
-
-
-class CascadeDecision(BaseModel):
-    """The cascading ensemble's answer per image, and which rule gave it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    probability: np.ndarray
-    source: list[CascadeSource]
-
-
-def is_uncertain(mean: np.ndarray, std: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Thesis eq. 5.3: the threshold lies in [mean - std, mean + std]."""
-    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    return (mean - std <= threshold) & (threshold <= mean + std)
-
-
-def cascade(wrl: Uncertainty, bce: Uncertainty, threshold: float = 0.5) -> CascadeDecision:
-    """Thesis 5.2.6.1: the WRL model decides unless it is uncertain (eq. 5.3); then the BCE model
-    is consulted; if it is uncertain too, the two mean predictions are averaged."""
-    wrl_unsure, bce_unsure = is_uncertain(wrl.mean, wrl.std, threshold), is_uncertain(bce.mean, bce.std, threshold)
-    probability = np.where(~wrl_unsure, wrl.mean, np.where(~bce_unsure, bce.mean, (wrl.mean + bce.mean) / 2))
-    source: list[CascadeSource] = [
-        "wrl" if not w else ("bce" if not b else "average") for w, b in zip(wrl_unsure, bce_unsure, strict=True)
-    ]
-    return CascadeDecision(probability=probability, source=source)

@@ -27,7 +27,7 @@ def _store(data_dir: Path | None):
 @tokens_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="Who or what will use the token.")],
-    role: Annotated[list[str], typer.Option(help="ingest, analyst or admin; repeat for several.")],
+    role: Annotated[list[str], typer.Option(help="ingest, analyst, annotator or admin; repeat for several.")],
     data_dir: DataDirOption = None,
 ) -> None:
     """A new token; its secret is printed once, on standard output."""

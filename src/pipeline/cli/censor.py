@@ -26,6 +26,10 @@ def censor(
         float | None,
         typer.Option(min=0.0, max=8.0, help="Model pixels to widen the censored region by; default: the deployment's."),
     ] = None,
+    uncertainty: Annotated[
+        bool, typer.Option(help="N inference-dropout passes (GORE_UNCERTAINTY_PASSES): mean, std; doubt censors.")
+    ] = False,
+    cascade: Annotated[bool, typer.Option(help="Also the thesis' cascading rule (WRL, then BCE members).")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Where results go; default: $GORE_DATA_DIR.")] = None,
     allow_untrained: Annotated[bool, typer.Option(help="Dry run with untrained models.")] = False,
     render: Annotated[
@@ -41,7 +45,7 @@ def censor(
     with reported():
         censorer = local_censorer(settings, allow_untrained=allow_untrained, data_dir=data_dir, render=render)
     uploads = [Upload(path, path.name) for path in files]
-    outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style, margin)))
+    outcomes = asyncio.run(censorer.censor(uploads, censorer.options(threshold, style, margin, uncertainty, cascade)))
     failed = 0
     for outcome in outcomes:
         if isinstance(outcome, PipelineError):

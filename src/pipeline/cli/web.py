@@ -43,7 +43,7 @@ def _password(password_file: Path | None) -> str:
 @users_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="The name they sign in with.")],
-    role: Annotated[list[str], typer.Option(help="ingest, analyst or admin; repeat for several.")],
+    role: Annotated[list[str], typer.Option(help="ingest, analyst, annotator or admin; repeat for several.")],
     password_file: Annotated[
         Path | None, typer.Option(help="Read the password from this file's first line; default: ask for it.")
     ] = None,

@@ -2,6 +2,7 @@
 
     ingest    submit images (POST /censor, /censor/batch)
     analyst   read records, censored copies and masks; review; reveal an original (logged)
+    annotator rank a pool of unlabelled images and give labels (POST /annotation/next, /labels)
     admin     everything, and tokens and the audit log
 
 Tokens are random, shown once, and stored as their SHA-256 (they carry 256 bits, so no slow
@@ -31,8 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 
-Role = Literal["ingest", "analyst", "admin"]
-ROLES: tuple[Role, ...] = ("ingest", "analyst", "admin")
+Role = Literal["ingest", "analyst", "annotator", "admin"]
+ROLES: tuple[Role, ...] = ("ingest", "analyst", "annotator", "admin")
 TOKEN_PREFIX = "gc_"
 DATABASE = "access.db"
 
@@ -49,6 +50,7 @@ RULES: list[tuple[str, re.Pattern[str], tuple[Role, ...] | None]] = [
         ("POST", r"/images/[^/]+/review", ("analyst",)),
         ("POST", r"/jobs/?|/jobs/[^/]+/cancel", ("ingest",)),
         ("GET", r"/jobs/?|/jobs/[^/]+(/items)?", ("ingest", "analyst")),
+        ("POST", r"/annotation/(next|labels)", ("annotator",)),  # Reveal rates per annotator: admin.
         ("*", r"/admin(/.*)?", ("admin",)),
     ]
 ]

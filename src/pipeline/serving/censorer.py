@@ -19,12 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
-from pipeline.errors import InvalidImage, PipelineError, UploadTooLarge
+from pipeline.errors import Conflict, InvalidImage, PipelineError, UploadTooLarge
 from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
@@ -33,10 +34,14 @@ from pipeline.serving.image_store import FileSystemStore, ImageStore
 from pipeline.serving.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
 from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
+from pipeline.serving.uncertainty import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
 from pipeline.serving.views import Defaults, Limits, Views
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+# (N, S, S, 3) uint8, passes -> the members' inference-dropout draws (a `ClassifierSample` or its JSON).
+SampleCall = Callable[[np.ndarray, int], Awaitable[Any]]
+NO_SAMPLING = "uncertainty needs the Classifier service's inference-dropout passes, which this pipeline lacks"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class _Job:
     inputs: dict[int, np.ndarray] = field(default_factory=dict)
     """Model input size -> the frames resized to it, made once for both models when sizes match."""
     phash: str = ""
+    uncertainty: UncertaintyResult | None = None
 
 
 def _ms(since: float) -> float:
@@ -103,6 +109,10 @@ class Censorer:
     capacity: Capacity
     render: bool = False
     """Make every censored copy and mask at once (the offline command); the service makes them on request."""
+    sample: SampleCall | None = None
+    """The classifier's inference-dropout passes, for the `uncertainty` and `cascade` options."""
+    passes: int = 30
+    """How many passes (GORE_UNCERTAINTY_PASSES; thesis 5.2.5: 30)."""
 
     @classmethod
     def from_settings(
@@ -115,10 +125,23 @@ class Censorer:
         segmenter: ModelInfo,
         data_dir: Path | None = None,
         render: bool = False,
+        sample: SampleCall | None = None,
     ) -> Censorer:
         store = FileSystemStore(data_dir or settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
-        return cls(store, classify, segment, classifier, segmenter, views, Capacity.from_settings(settings), render)
+        capacity = Capacity.from_settings(settings)
+        return cls(
+            store,
+            classify,
+            segment,
+            classifier,
+            segmenter,
+            views,
+            capacity,
+            render,
+            sample,
+            settings.uncertainty_passes,
+        )
 
     @property
     def key(self) -> str:
@@ -131,7 +154,12 @@ class Censorer:
         return self.classifier.threshold if defaults.threshold is None else defaults.threshold
 
     def options(
-        self, threshold: float | None = None, style: CensorStyle | None = None, margin: float | None = None
+        self,
+        threshold: float | None = None,
+        style: CensorStyle | None = None,
+        margin: float | None = None,
+        uncertainty: bool | None = None,
+        cascade: bool | None = None,
     ) -> CensorOptions:
         """A request's options: what it asked for, the deployment's for the rest."""
         defaults = self.views.defaults
@@ -139,6 +167,8 @@ class Censorer:
             threshold=self.threshold if threshold is None else threshold,
             style=style or defaults.style,
             margin=defaults.margin if margin is None else margin,
+            uncertainty=bool(uncertainty or cascade),
+            cascade=bool(cascade),
         )
 
     async def censor(self, uploads: Sequence[Upload], options: CensorOptions) -> list[CensorResult | PipelineError]:
@@ -230,13 +260,18 @@ class Censorer:
             except PipelineError as error:  # The model service stayed down: every image of the call fails alike.
                 failed.update(dict.fromkeys((job.id for job in fresh), error))
                 fresh = []
+        if options.uncertainty:
+            await self._uncertainty([job for job in jobs if job.id not in failed], options, failed)
         unsegmented = [
             job
             for job in jobs
             if job.id not in failed
             and job.analysis is not None
             and job.analysis.segmentation is None
-            and self._needs_segmentation(job.analysis.gore_probability, options)
+            and (
+                self._needs_segmentation(job.analysis.gore_probability, options)
+                or (job.uncertainty is not None and job.uncertainty.censors)
+            )
         ]
         for job in unsegmented:
             if job.decoded is None:  # Known image, first time it needs a segmentation.
@@ -310,6 +345,39 @@ class Censorer:
                 timings_ms=dict(job.timings),
             )
 
+    async def _uncertainty(self, jobs: list[_Job], options: CensorOptions, failed: dict[str, PipelineError]) -> None:
+        """The classifier's inference-dropout passes over every frame of every job, in one call."""
+        for job in jobs:
+            if job.decoded is None:  # A known image: its frames are needed again.
+                error = await self._decode(job, from_store=True)
+                if error is not None:
+                    failed[job.id] = error
+        jobs = [job for job in jobs if job.id not in failed]
+        if not jobs:
+            return
+        try:
+            if self.sample is None:
+                raise Conflict(NO_SAMPLING)
+            started = time.perf_counter()
+            batch = np.concatenate([job.inputs[self.classifier.input_size] for job in jobs])
+            deadline = self.capacity.retry_deadline_s
+            answer = await with_retries(
+                lambda: self.sample(batch, self.passes), stage="uncertainty", deadline_s=deadline
+            )
+            sample = ClassifierSample.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
+            refusal = sample.refusal or (cascade_refusal(sample) if options.cascade else None)
+            if refusal:
+                raise Conflict(refusal)
+            frames = [len(job.decoded.frames) for job in jobs]
+            results = summarise(sample, frames, options.threshold, options.cascade)
+        except PipelineError as error:  # Asked for and not had: the answer is refused, not given without it.
+            failed.update(dict.fromkeys((job.id for job in jobs), error))
+            return
+        took = _ms(started)
+        for job, result in zip(jobs, results, strict=True):
+            job.uncertainty = result
+            job.timings["uncertainty"] = took
+
     async def _segment(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         size = self.segmenter.input_size
@@ -360,8 +428,16 @@ class Censorer:
         assert job.record is not None and job.analysis is not None
         started = time.perf_counter()
         timings = dict(job.timings or job.analysis.timings_ms)
+        if job.uncertainty is not None:
+            timings["uncertainty"] = job.timings.get("uncertainty", 0.0)
         result = self.views.result(
-            job.record, job.analysis, options, filename=filename, timings_ms=timings, maps=job.maps
+            job.record,
+            job.analysis,
+            options,
+            filename=filename,
+            timings_ms=timings,
+            maps=job.maps,
+            uncertainty=job.uncertainty,
         )
         if result.gore and self.render:
             for kind in ("censored", "mask"):

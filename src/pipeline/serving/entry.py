@@ -14,14 +14,16 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 
 from pipeline.config import CensorStyle, Settings
-from pipeline.errors import InvalidRequest, PipelineError
+from pipeline.errors import InvalidRequest, PipelineError, Unavailable
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.access import AccessGuard, AccessStore
+from pipeline.serving.annotation import AnnotationDesk
 from pipeline.serving.censorer import Capacity, Censorer, Upload
 from pipeline.serving.http import (
     JSONErrors,
     PathAliases,
     admin_app,
+    annotation_app,
     answered,
     error_response,
     images_app,
@@ -36,7 +38,8 @@ from pipeline.serving.schemas import BatchItem, CensorResult
 from pipeline.serving.upload_guard import FormSpec, UploadGuard
 from pipeline.serving.views import Defaults, Limits, Views
 
-FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False}
+FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False, "uncertainty": False, "cascade": False}
+FORM_FLAGS = frozenset({"uncertainty", "cascade"})
 FORM_SLACK_BYTES = 1024 * 1024  # Multipart framing and the text fields.
 WEB_PREFIX = "/app"  # Where service.py mounts the web app (pipeline.web), which answers its errors as pages.
 
@@ -55,6 +58,7 @@ class Entry:
     store: FileSystemStore
     access: AccessStore
     jobs: JobStore
+    annotation: AnnotationDesk
     views: Views
     capacity: Capacity
     models: ModelClients | None = field(default=None, init=False)
@@ -68,7 +72,10 @@ class Entry:
         store = FileSystemStore(settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
         access, jobs = AccessStore.in_data_dir(settings.data_dir), JobStore.in_data_dir(settings.data_dir)
-        return cls(settings, store, access, jobs, views, Capacity.from_settings(settings))
+        annotation = AnnotationDesk(
+            settings.annotation_root, settings.data_dir, settings.annotation_max_pool, settings.max_batch_images
+        )
+        return cls(settings, store, access, jobs, annotation, views, Capacity.from_settings(settings))
 
     # ---- wiring ----
 
@@ -81,6 +88,15 @@ class Entry:
     def jobs_app(self) -> Starlette:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
+    def annotation_app(self) -> Starlette:
+        return annotation_app(self.annotation, self.access, self.current_censorer)
+
+    async def current_censorer(self) -> Censorer:
+        """The pipeline of this worker's model services (the routes mounted beside the APIs use it)."""
+        if self.models is None:
+            raise Unavailable("the service is still starting", retry_after_s=2)
+        return await self.censorer(self.models)
+
     def start_jobs(self, models: ModelClients) -> None:
         """In each Censor worker: work through collection jobs in the background until SIGTERM."""
         self.models = models  # The web app's uploads go through the same pipeline.
@@ -91,9 +107,11 @@ class Entry:
         """In the order they run: JSON errors, probes and draining, the API description, tokens, uploads."""
         limit = self.settings.max_upload_bytes
         forms = {
-            "/censor": FormSpec({"image": True, **FORM_TEXT_FIELDS}, limit + FORM_SLACK_BYTES),
+            "/censor": FormSpec({"image": True, **FORM_TEXT_FIELDS}, limit + FORM_SLACK_BYTES, FORM_FLAGS),
             "/censor/batch": FormSpec(
-                {"images": True, **FORM_TEXT_FIELDS}, limit * self.settings.max_batch_images + FORM_SLACK_BYTES
+                {"images": True, **FORM_TEXT_FIELDS},
+                limit * self.settings.max_batch_images + FORM_SLACK_BYTES,
+                FORM_FLAGS,
             ),
         }
         return [
@@ -143,6 +161,8 @@ class Entry:
                     segmenter,
                     self.views,
                     self.capacity,
+                    sample=models.classifier.uncertainty,
+                    passes=self.settings.uncertainty_passes,
                 )
             self._checked = time.monotonic()
         return self._censorer
@@ -156,10 +176,12 @@ class Entry:
         threshold: float | None,
         style: CensorStyle | None,
         margin: float | None,
+        uncertainty: bool = False,
+        cascade: bool = False,
     ) -> CensorResult | JSONResponse:
         async def work() -> CensorResult | JSONResponse:
             censorer = await self.censorer(models)
-            options = censorer.options(threshold, style, margin)
+            options = censorer.options(threshold, style, margin, uncertainty, cascade)
             [outcome] = await censorer.censor([Upload(image, upload_filename(image))], options)
             return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
 
@@ -172,6 +194,8 @@ class Entry:
         threshold: float | None,
         style: CensorStyle | None,
         margin: float | None,
+        uncertainty: bool = False,
+        cascade: bool = False,
     ) -> list[BatchItem] | JSONResponse:
         async def work() -> list[BatchItem] | JSONResponse:
             most = self.settings.max_batch_images
@@ -179,7 +203,7 @@ class Entry:
                 raise InvalidRequest(f"send 1 to {most} files in field 'images', got {len(images)}")
             censorer = await self.censorer(models)
             uploads = [Upload(path, upload_filename(path)) for path in images]
-            outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin))
+            outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin, uncertainty, cascade))
             passing = [o for o in outcomes if isinstance(o, PipelineError) and o.retry_after_s]
             if len(passing) == len(outcomes):  # Nothing was done and all of it may be retried: say so once.
                 return error_response(passing[0])

@@ -9,10 +9,11 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from anyio import to_thread
 from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -22,8 +23,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import CensorStyle
-from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
+from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError, UploadTooLarge
 from pipeline.serving.access import ROLES, AccessStore, Role, principal
+from pipeline.serving.annotation import OFF, AnnotationDesk, NextRequest
+from pipeline.serving.censorer import Censorer
 from pipeline.serving.image_store import ImageStore, check_id
 from pipeline.serving.jobs import JobRequest, JobStore
 from pipeline.serving.records import Analysis, ImageRecord, Review, Verdict, utc_now
@@ -342,6 +345,57 @@ def jobs_app(jobs: JobStore, root: Path | None) -> Starlette:
             Route("/{job_id}", _handled(status), methods=["GET"]),
             Route("/{job_id}/items", _handled(items, query=("state", "after", "limit")), methods=["GET"]),
             Route("/{job_id}/cancel", _handled(cancel), methods=["POST"]),
+        ],
+        exception_handlers=JSON_ERRORS,
+    )
+
+
+LABEL_MEDIA_TYPES = {"text/csv": "csv", "application/json": "via"}
+MOST_LABEL_BYTES = 20 * 1024 * 1024
+
+
+def annotation_app(desk: AnnotationDesk, access: AccessStore, censorer: Callable[[], Awaitable[Censorer]]) -> Starlette:
+    """Mounted under /annotation: the next images to label, and labels into a data set."""
+
+    async def next_images(request: Request):
+        if desk.root is None:
+            raise Conflict(OFF)
+        asked = await _json(request, NextRequest)
+        answer = await desk.next_images(asked, await censorer())
+        detail = f"{asked.strategy}, k={asked.k}, pool {asked.pool!r}: {len(answer.items)} of {answer.pool}"
+        access.audit(principal(request.scope).name, "annotation queue", detail=detail)
+        return JSONResponse(answer.model_dump(mode="json"))
+
+    async def labels(request: Request):
+        if desk.root is None:
+            raise Conflict(OFF)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in LABEL_MEDIA_TYPES:
+            raise InvalidRequest("send labels as text/csv (image,label) or application/json (a VIA project)")
+        declared = int(request.headers.get("content-length") or 0)
+        body = b""
+        async for part in request.stream():
+            body += part
+            if max(declared, len(body)) > MOST_LABEL_BYTES:
+                raise UploadTooLarge(f"labels are at most {MOST_LABEL_BYTES:,} bytes")
+        query = request.query_params
+        pool, dataset = query.get("pool", "pool"), query.get("dataset", "dataset")
+        answer = await to_thread.run_sync(desk.take_labels, body, LABEL_MEDIA_TYPES[kind], pool, dataset)
+        detail = f"{answer.taken} label(s) into {dataset!r} from pool {pool!r}; {len(answer.problems)} problem(s)"
+        access.audit(principal(request.scope).name, "annotation labels", detail=detail)
+        return JSONResponse(
+            answer.model_dump(mode="json"), status_code=200 if answer.taken or not answer.problems else 422
+        )
+
+    async def annotators(request: Request):
+        rates = await to_thread.run_sync(desk.reveal_rates)
+        return JSONResponse([r.model_dump(mode="json") for r in rates])
+
+    return Starlette(
+        routes=[
+            Route("/next", _handled(next_images), methods=["POST"]),
+            Route("/labels", _handled(labels, query=("pool", "dataset")), methods=["POST"]),
+            Route("/annotators", _handled(annotators), methods=["GET"]),
         ],
         exception_handlers=JSON_ERRORS,
     )

@@ -81,12 +81,12 @@ class JobItem(BaseModel):
     error: str | None = None
 
 
-def inside(root: Path, relative: str) -> Path:
+def inside(root: Path, relative: str, what: str = "the jobs root (GORE_JOBS_ROOT)") -> Path:
     """`relative` under `root`, or a 403: no absolute paths, no `..`, no symlink out of it."""
     root = root.resolve()
     path = (root / relative).resolve()
     if not relative or Path(relative).is_absolute() or not path.is_relative_to(root):
-        raise Forbidden(f"{relative!r} is not inside the jobs root (GORE_JOBS_ROOT); name paths relative to it")
+        raise Forbidden(f"{relative!r} is not inside {what}; name paths relative to it")
     return path
 
 

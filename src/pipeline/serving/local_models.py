@@ -10,7 +10,8 @@ from anyio import to_thread
 from pipeline.config import Settings
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.model_store.registry import load_for_serving, stored_model
-from pipeline.serving.censorer import Censorer, ModelCall
+from pipeline.serving.censorer import Censorer, ModelCall, SampleCall
+from pipeline.serving.uncertainty import DropoutSampling
 
 
 def local_model(
@@ -22,6 +23,16 @@ def local_model(
         return await to_thread.run_sync(model.predict_on_batch, images.astype(np.float32))
 
     return call, info
+
+
+def local_sampler(tag: str, threads: int = 0) -> SampleCall:
+    """The classifier's inference-dropout passes in this process (its Keras copy, loaded when first asked)."""
+    sampling = DropoutSampling(stored_model(tag), threads=threads)
+
+    async def call(images: np.ndarray, passes: int):
+        return await to_thread.run_sync(sampling.sample, images, passes)
+
+    return call
 
 
 def local_censorer(
@@ -46,4 +57,5 @@ def local_censorer(
         segmenter=segmenter,
         data_dir=data_dir,
         render=render,
+        sample=local_sampler(settings.classifier_tag, threads),
     )

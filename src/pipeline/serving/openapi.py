@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.serving.access import AuditEntry, NewToken, Token, allowed_roles
+from pipeline.serving.annotation import AnnotatorStats, LabelsAnswer, NextAnswer, NextRequest
 from pipeline.serving.http import MEDIA_TYPES, ReviewRequest, TokenRequest
 from pipeline.serving.jobs import JobItem, JobRequest, JobStatus
 from pipeline.serving.schemas import BatchItem, CensorResult, ErrorBody
@@ -31,6 +32,10 @@ COMPONENTS = (
     JobRequest,
     JobStatus,
     JobItem,
+    NextRequest,
+    NextAnswer,
+    LabelsAnswer,
+    AnnotatorStats,
 )
 IMAGE_ID = {
     "name": "image_id",
@@ -57,12 +62,13 @@ MARGIN = {
 ERRORS = {
     "400": "A bad parameter or body.",
     "401": "No token, or one that is unknown or revoked.",
-    "403": "The token lacks the role this route needs, or a path leaves the jobs root.",
-    "404": "No such image, job or folder.",
-    "409": "Collection jobs are off on this deployment (GORE_JOBS_ROOT is unset).",
+    "403": "The token lacks the role this route needs, or a path leaves the jobs or annotation root.",
+    "404": "No such image, job, folder or pool file.",
+    "409": "Off on this deployment (jobs: GORE_JOBS_ROOT unset; annotation: GORE_ANNOTATION_ROOT unset), or the "
+    "served classifier cannot do what was asked (uncertainty needs our members; the cascade WRL and BCE ones).",
     "413": "A file, image (pixels x frames) or body over the limits.",
     "415": "Not one of the accepted image formats.",
-    "422": "A file that cannot be decoded (empty, truncated, damaged).",
+    "422": "A file that cannot be decoded (empty, truncated, damaged), or labels none of which could be taken.",
     "500": "An internal error; it was logged. The request can be sent again.",
     "503": "Passing: a model service is down, the service is busy, or it is shutting down. See Retry-After.",
     "507": "The data directory is full; nothing was stored. See Retry-After.",
@@ -71,7 +77,7 @@ RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before sending the request again.", "schema": {"type": "integer"}}
 }
 ALWAYS = ("401", "500", "503")  # Any route behind a token: no token, an internal error, draining.
-UPLOAD_ERRORS = ("400", "403", "413", "415", "422", "507")
+UPLOAD_ERRORS = ("400", "403", "409", "413", "415", "422", "507")
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -237,6 +243,41 @@ def extra_paths() -> dict[str, Any]:
                 "Cancel a job: its pending files are left alone.",
                 _json(_ref(JobStatus), "The job."),
                 parameters=[JOB_ID],
+            )
+        },
+        "/annotation/next": {
+            "post": _operation(
+                "Rank a pool of unlabelled images (under GORE_ANNOTATION_ROOT) and return the next k to label.",
+                _json(_ref(NextAnswer), "The queue, best first."),
+                body=NextRequest,
+                errors=("400", "401", "403", "404", "409", "507"),
+            )
+        },
+        "/annotation/labels": {
+            "post": {
+                **_operation(
+                    "Labels (CSV `image,label`, or a VIA project) for images of a pool, into a data set folder.",
+                    _json(_ref(LabelsAnswer), "What the data set holds now."),
+                    parameters=[
+                        {"name": "pool", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "dataset", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    errors=("400", "401", "403", "404", "409", "413", "422"),
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+            }
+        },
+        "/annotation/annotators": {
+            "get": _operation(
+                "Each annotator's labels on the labelling page and how often they had to reveal the image.",
+                _json({"type": "array", "items": _ref(AnnotatorStats)}, "Reveal rates."),
+                errors=("401", "403"),
             )
         },
         "/admin/audit": {

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.config import CensorStyle
 from pipeline.serving.records import Review, Verdict
+from pipeline.serving.uncertainty import UncertaintyResult
 
 DEMO_NOTICE = (
     "DEMO MODELS: trained on synthetic images only. They are not gore detectors; do not rely on them to protect anyone."
@@ -26,6 +27,8 @@ class CensorOptions(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0, description="Gore probability at which the image is censored.")
     style: CensorStyle = Field(description="How censored pixels look: black, blur or pixelate.")
     margin: float = Field(ge=0.0, le=8.0, description="Model pixels by which the censored region is widened.")
+    uncertainty: bool = Field(False, description="Run the inference-dropout passes: mean, std; doubt censors.")
+    cascade: bool = Field(False, description="Also apply the thesis' cascading rule (implies uncertainty).")
 
 
 class CensorResult(BaseModel):
@@ -63,6 +66,9 @@ class CensorResult(BaseModel):
     notice: str | None = Field(description="Why these probabilities must not be relied on (demo or untrained models).")
     timings_ms: dict[str, float]
     created_at: datetime = Field(description="When the models analysed the image.")
+    uncertainty: UncertaintyResult | None = Field(
+        None, description="Asked for with `uncertainty` or `cascade`: the vote's spread over inference-dropout passes."
+    )
 
 
 class BatchItem(BaseModel):

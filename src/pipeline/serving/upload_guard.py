@@ -27,6 +27,7 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 REPLAY_CHUNK_BYTES = 256 * 1024
 MOST_TEXT_BYTES = 64 * 1024  # A text field is a number or a word; anything longer is not ours.
 OPTION_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+FLAG_VALUES = ("true", "false")  # What the API description says: a boolean.
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class FormSpec:
     fields: dict[str, bool]
     """Field name -> whether it is a file field."""
     max_body_bytes: int
+    flags: frozenset[str] = frozenset()
+    """Text fields that say yes or no: true or false."""
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -88,7 +91,10 @@ class _FormChecker:
                 except UnicodeDecodeError:
                     self.problem = f"form field {self._name!r} is not UTF-8 text"
                     return
-                if not OPTION_VALUE.fullmatch(text.strip()) or text.strip() in ("true", "false", "null"):
+                if self._name in self.spec.flags:
+                    if text.strip() not in FLAG_VALUES:
+                        self.problem = f"form field {self._name!r} is true or false, not {text[:40]!r}"
+                elif not OPTION_VALUE.fullmatch(text.strip()) or text.strip() in ("true", "false", "null"):
                     # An option is a number or a word (JSON's true would pass as 1.0); left out, the default.
                     self.problem = (
                         f"form field {self._name!r} must be a number or a word, not {text[:40]!r}; "

@@ -20,6 +20,7 @@ from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
 from pipeline.serving.image_store import ImageStore
 from pipeline.serving.records import Analysis, ImageRecord
 from pipeline.serving.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelTags
+from pipeline.serving.uncertainty import UncertaintyResult
 
 Kind = Literal["censored", "mask"]
 RENDERING_VERSION = "mask-v2"  # Part of every rendering's name: new post-processing, new files.
@@ -99,11 +100,13 @@ class Views:
         filename: str | None = None,
         timings_ms: dict[str, float] | None = None,
         maps: np.ndarray | None = None,
+        uncertainty: UncertaintyResult | None = None,
     ) -> CensorResult:
         """The answer for `options`. The censoring pipeline segments every image it answers as gore;
         an older analysis read with a lower threshold than it was made for may have no
         segmentation: then it says gore with no censored copy, and clients withhold the image."""
-        gore = analysis.gore_probability >= options.threshold
+        # Uncertainty only ever adds censoring: a vote that could reach the threshold is gore (fail closed).
+        gore = analysis.gore_probability >= options.threshold or (uncertainty is not None and uncertainty.censors)
         segmented = gore and analysis.segmentation is not None
         review = record.latest_review()
         model_verdict = "gore" if analysis.gore_probability >= self.defaults.threshold_for(analysis) else "not_gore"
@@ -136,6 +139,7 @@ class Views:
             dry_run=analysis.dry_run,
             notice=notice(analysis),
             timings_ms=timings_ms if timings_ms is not None else analysis.timings_ms,
+            uncertainty=uncertainty,
             created_at=analysis.classified_at,
         )
 

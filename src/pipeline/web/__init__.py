@@ -1,4 +1,4 @@
-"""The analysts' web app: sign-in, gallery, reveal in steps, review, exposure, upload and jobs.
+"""The analysts' web app: sign-in, gallery, reveal in steps, review, labelling, exposure, upload and jobs.
 
 `web_app(entry)` builds the Starlette app that service.py mounts under /app, beside the API.
 """
@@ -16,7 +16,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pipeline.serving.entry import WEB_PREFIX, Entry
-from pipeline.web import admin, gallery, me, signin, uploads
+from pipeline.web import admin, gallery, labelling, me, signin, uploads
 from pipeline.web.app import HERE, INTERNAL, SecurityHeaders, Web
 from pipeline.web.index import GalleryIndex
 from pipeline.web.people import People
@@ -45,6 +45,7 @@ def web_app(entry: Entry, prefix: str = WEB_PREFIX) -> Starlette:
         *signin.routes(web),
         *gallery.routes(web),
         *uploads.routes(web),
+        *labelling.routes(web),
         *me.routes(web),
         *admin.routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -25,6 +25,12 @@ from pipeline.web.index import FILTERS, Filter
 from pipeline.web.people import Person
 
 ANALYSTS = ("analyst",)
+# The reveal steps, as the audit log names them (the labelling page reads them back).
+BLURRED = "web: original shown blurred and greyed"
+AREA = "web: area revealed"
+CONFIRMED = "web: original revealed (confirmed)"
+SERVED = "web: original served"
+REVEALS = frozenset({BLURRED, AREA, CONFIRMED, SERVED})
 
 
 def _filter(request: Request) -> tuple[Filter, str]:
@@ -104,7 +110,7 @@ def routes(web: Web) -> list[Route]:
         record, analysis = pictures.found(request.path_params["image_id"])
         data = pictures.blurred(record, strength(person))
         if pictures.treatment(record, analysis) != "clean":
-            web.audit(person, "web: original shown blurred and greyed", record.id)
+            web.audit(person, BLURRED, record.id)
             people.count_exposure(person.user.id, blurred=1)
         return _image(data, "image/jpeg")
 
@@ -115,7 +121,7 @@ def routes(web: Web) -> list[Route]:
         except (KeyError, ValueError):
             raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
         piece = pictures.patch(record, analysis, x, y)
-        web.audit(person, "web: area revealed", record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px")
+        web.audit(person, AREA, record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px")
         people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)
         headers = {
             "X-Patch-Left": str(piece.left),
@@ -132,7 +138,7 @@ def routes(web: Web) -> list[Route]:
             raise InvalidRequest("tick the box to confirm that you want to see the original")
         gore = pictures.gore_pixels(record, analysis) if pictures.treatment(record, analysis) != "clean" else 0
         people.grant_reveal(person.session_id, record.id, web.settings.web_reveal_minutes)
-        web.audit(person, "web: original revealed (confirmed)", record.id, f"{gore} px censored in it")
+        web.audit(person, CONFIRMED, record.id, f"{gore} px censored in it")
         people.count_exposure(person.user.id, originals=1, gore_pixels=gore)
         back = _back(field_of(form, "filter"), field_of(form, "q"))
         return web.redirect(f"/images/{record.id}?show=original{back}")
@@ -141,7 +147,7 @@ def routes(web: Web) -> list[Route]:
         record, _ = pictures.found(request.path_params["image_id"])
         if not people.revealed(person.session_id, record.id):
             raise Forbidden("confirm the reveal on the image's page first")
-        web.audit(person, "web: original served", record.id)
+        web.audit(person, SERVED, record.id)
         return _image(pictures.original(record))
 
     def review(request: Request, person: Person, form) -> Response:

@@ -41,6 +41,14 @@ class User(BaseModel):
         return "admin" in self.roles or bool(set(roles) & set(self.roles))
 
     @property
+    def start_page(self) -> str:
+        """Where they land after signing in: the first page their roles open."""
+        for role, page in (("analyst", "/gallery"), ("ingest", "/upload"), ("annotator", "/label")):
+            if self.may(role):
+                return page
+        return "/settings"
+
+    @property
     def actor(self) -> str:
         """How the audit log names them: apart from API tokens of the same name."""
         return f"web:{self.name}"

@@ -51,8 +51,8 @@ def routes(web: Web) -> list[Route]:
         secret, user = signed
         web.entry.access.audit(user.actor, "signed in")
         target = safe_next(web, field_of(form, "next"))
-        if target == web.url("/gallery") and not user.may("analyst"):  # Uploaders start where they may go.
-            target = web.url("/upload")
+        if target == web.url("/gallery") and not user.may("analyst"):  # Start where their roles may go.
+            target = web.url(user.start_page)
         response = Response(status_code=303, headers={"Location": target})
         response.set_cookie(
             SESSION_COOKIE,
@@ -80,7 +80,7 @@ def routes(web: Web) -> list[Route]:
         person = await _run(web.person, request)
         if person is None:
             return web.redirect("/signin")
-        return web.redirect("/gallery" if person.user.may("analyst") else "/upload")
+        return web.redirect(person.user.start_page)
 
     return [
         Route("/", home),

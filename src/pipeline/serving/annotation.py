@@ -1,0 +1,320 @@
+"""Serving the active-learning loop to people (README: Active learning).
+
+    GORE_ANNOTATION_ROOT/
+      pool/          unlabelled images, dropped here by whoever collects them (any folder name)
+      dataset/       labels land here in the training tools' formats (dataset.json, gore/, not_gore/, masks/)
+
+`next_images` runs a pool through the censoring pipeline (so each image is classified once, kept
+by content hash, and has its censored copy ready for the labelling page), ranks what is not yet
+in the data set with a query strategy, and returns the k images to label next. `take_labels`
+takes a CSV or VIA project into the data set; `label_one` is the labelling page's single label,
+recorded with whether the annotator had to reveal the image to decide.
+
+Several Censor workers and people may label at once: a data set is written under an exclusive
+`flock`, so no label is lost to another's write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from anyio import to_thread
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.active_learning.labels import LabelFormat, ingest_labels, labelled_names
+from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
+from pipeline.data.dataset import MANIFEST, Dataset
+from pipeline.data.formats.folders import image_files
+from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError, Unavailable
+from pipeline.serving.censorer import Censorer, Upload
+from pipeline.serving.database import Database
+from pipeline.serving.jobs import inside
+from pipeline.serving.records import utc_now
+from pipeline.serving.schemas import CensorResult
+
+DATABASE = "annotation.db"
+OFF = "annotation is off here: set GORE_ANNOTATION_ROOT to the folder holding the pools and data sets"
+LOCK_FILE = ".labels.lock"
+
+
+class NextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pool: str = Field("pool", min_length=1, description="Folder of unlabelled images, under GORE_ANNOTATION_ROOT.")
+    dataset: str = Field(
+        "dataset", min_length=1, description="Data set folder labels go into; images it holds are not queued."
+    )
+    strategy: Strategy = Field(
+        "gore_averse", description="How to rank; default: informative images that are probably clean first."
+    )
+    k: int = Field(20, ge=1, le=500, description="How many images to return.")
+    seed: int = Field(0, description="Breaks exact ties (and orders `random`).")
+
+
+class NextItem(BaseModel):
+    rank: int
+    id: str = Field(description="SHA-256 of the image's bytes: GET /images/{id}/censored shows it censored.")
+    file: str = Field(description="Its file name in the pool: the name a label refers to.")
+    score: float = Field(description="The strategy's utility: higher, label sooner.")
+    gore_probability: float
+    gore: bool = Field(description="The models call it gore: show it censored, blurred, and warn.")
+    censored: str | None = Field(description="URL path of its censored copy (when gore).")
+
+
+class NextAnswer(BaseModel):
+    strategy: Strategy
+    model: str = Field(description="Model store tag of the classifier that ranked the pool.")
+    demo: bool
+    notice: str | None
+    pool: int = Field(description="Unlabelled images ranked.")
+    labelled: int = Field(description="Pool images left out: the data set holds them already.")
+    skipped: list[str] = Field(description="Files that could not be read, with why.")
+    items: list[NextItem]
+
+
+class LabelProblem(BaseModel):
+    item: str
+    reason: str
+
+
+class LabelsAnswer(BaseModel):
+    dataset: str
+    format: LabelFormat
+    taken: int = Field(description="Samples this request added to the data set or changed the label of.")
+    samples: int = Field(description="Samples the data set holds now.")
+    gore: int
+    not_gore: int
+    unsplit: int = Field(description="Samples without a split yet: run `gore-censor data split` before training.")
+    problems: list[LabelProblem]
+
+
+class LabelDecision(BaseModel):
+    """One label given on the labelling page (stored in annotation.db)."""
+
+    id: int
+    at: datetime
+    annotator: str
+    image_id: str
+    file: str
+    dataset: str
+    gore: bool
+    revealed: bool = Field(description="The annotator opened the original (blurred or sharp, or a patch) to decide.")
+
+
+class AnnotatorStats(BaseModel):
+    annotator: str
+    labels: int
+    revealed: int
+    reveal_rate: float = Field(description="Share of labels the annotator had to reveal the image to give.")
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, annotator TEXT NOT NULL, image_id TEXT NOT NULL,
+    file TEXT NOT NULL, dataset TEXT NOT NULL, gore INTEGER NOT NULL, revealed INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
+"""
+
+
+class AnnotationDesk:
+    def __init__(self, root: Path | None, data_dir: Path, most_pool_images: int, chunk: int) -> None:
+        self.root = None if root is None else Path(root)
+        self.database = Database(Path(data_dir) / DATABASE, SCHEMA)
+        self.most_pool_images, self.chunk = most_pool_images, chunk
+        self._lock = threading.Lock()
+
+    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.connect()
+
+    # ---- folders ----
+
+    def folder(self, relative: str, *, must_exist: bool) -> Path:
+        if self.root is None:
+            raise Conflict(OFF)
+        folder = inside(self.root, relative, "the annotation root (GORE_ANNOTATION_ROOT)")
+        if must_exist and not folder.is_dir():
+            raise NotFound(f"no folder {relative!r} under the annotation root")
+        if folder.exists() and not folder.is_dir():
+            raise InvalidRequest(f"{relative!r} is a file, not a folder")
+        return folder
+
+    def unlabelled(self, pool: str, dataset: str) -> tuple[list[Path], int]:
+        """The pool's images the data set does not hold yet, and how many it does."""
+        files = image_files(self.folder(pool, must_exist=True))
+        known = labelled_names([self.folder(dataset, must_exist=False)])
+        left = [path for path in files if path.name not in known]
+        if len(left) > self.most_pool_images:
+            raise InvalidRequest(
+                f"pool {pool!r} holds {len(left):,} unlabelled images, over GORE_ANNOTATION_MAX_POOL "
+                f"({self.most_pool_images:,}): split it into smaller pools"
+            )
+        return left, len(files) - len(left)
+
+    # ---- ranking ----
+
+    async def next_images(self, asked: NextRequest, censorer: Censorer) -> NextAnswer:
+        paths, labelled = await to_thread.run_sync(self.unlabelled, asked.pool, asked.dataset)
+        need = STRATEGY_NEEDS[asked.strategy]
+        options = censorer.options(uncertainty=need in ("mc_draws", "members"))
+        results: list[tuple[Path, CensorResult]] = []
+        skipped: list[str] = []
+        for start in range(0, len(paths), self.chunk):
+            chunk = paths[start : start + self.chunk]
+            outcomes = await censorer.censor([Upload(path, path.name) for path in chunk], options)
+            for path, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, Conflict | Unavailable) or (
+                    isinstance(outcome, PipelineError) and outcome.retry_after_s
+                ):
+                    raise outcome  # The deployment cannot rank now: say so, not "every file skipped".
+                if isinstance(outcome, PipelineError):
+                    skipped.append(f"{path.name}: {outcome}")
+                else:
+                    results.append((path, outcome))
+        predictions = _predictions([result for _, result in results], asked.strategy)
+        ranking = rank(asked.strategy, predictions, asked.k, seed=asked.seed)
+        items = []
+        for position, (index, score) in enumerate(zip(ranking.indices, ranking.scores, strict=True), start=1):
+            path, result = results[index]
+            items.append(
+                NextItem(
+                    rank=position,
+                    id=result.id,
+                    file=path.name,
+                    score=round(score, 6),
+                    gore_probability=result.gore_probability,
+                    gore=result.gore,
+                    censored=result.censored,
+                )
+            )
+        classifier = censorer.classifier
+        return NextAnswer(
+            strategy=asked.strategy,
+            model=classifier.tag,
+            demo=classifier.demo,
+            notice=results[0][1].notice if results else None,
+            pool=len(results),
+            labelled=labelled,
+            skipped=skipped,
+            items=items,
+        )
+
+    # ---- labels ----
+
+    @contextmanager
+    def _writing(self, dataset: Path) -> Iterator[None]:
+        """One writer of a data set at a time, across threads and processes."""
+        dataset.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(dataset / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def take_labels(self, data: bytes, fmt: LabelFormat, pool: str, dataset: str) -> LabelsAnswer:
+        """A CSV (`image,label`) or VIA project naming images in `pool`, into `dataset`."""
+        images, out = self.folder(pool, must_exist=True), self.folder(dataset, must_exist=False)
+        with tempfile.TemporaryDirectory(prefix="gore-labels-") as scratch:
+            source = Path(scratch) / ("labels.csv" if fmt == "csv" else "labels.json")
+            source.write_bytes(data)
+            with self._writing(out):
+                before = _labels(out)
+                try:
+                    made, problems = ingest_labels(source, images, out, fmt)
+                except (ValueError, KeyError, UnicodeDecodeError) as error:
+                    raise InvalidRequest(f"these {fmt} labels cannot be read: {error}") from None
+        taken = sum(1 for s in made.samples if before.get(s.image) != s.gore)
+        gore = sum(1 for s in made.samples if s.gore)
+        return LabelsAnswer(
+            dataset=dataset,
+            format=fmt,
+            taken=taken,
+            samples=len(made.samples),
+            gore=gore,
+            not_gore=len(made.samples) - gore,
+            unsplit=sum(1 for s in made.samples if s.split is None),
+            problems=[LabelProblem(item=p.file, reason=p.reason) for p in problems],
+        )
+
+    def label_one(
+        self, annotator: str, image_id: str, file: str, pool: str, dataset: str, gore: bool, revealed: bool
+    ) -> LabelDecision:
+        """One label from the labelling page: into the data set, and recorded with the reveal."""
+        images = self.folder(pool, must_exist=True)
+        if Path(file).name != file or not (images / file).is_file():
+            raise NotFound(f"no image {file!r} in pool {pool!r}")
+        row = f"image,label\n{_csv_field(file)},{'gore' if gore else 'not_gore'}\n".encode()
+        answer = self.take_labels(row, "csv", pool, dataset)
+        if answer.problems:
+            raise InvalidRequest("; ".join(f"{p.item}: {p.reason}" for p in answer.problems))
+        at = utc_now()
+        with self._connection() as db:
+            cursor = db.execute(
+                "INSERT INTO decisions (at, annotator, image_id, file, dataset, gore, revealed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (at.isoformat(), annotator, image_id, file, dataset, int(gore), int(revealed)),
+            )
+            decision_id = int(cursor.lastrowid)
+        return LabelDecision(
+            id=decision_id,
+            at=at,
+            annotator=annotator,
+            image_id=image_id,
+            file=file,
+            dataset=dataset,
+            gore=gore,
+            revealed=revealed,
+        )
+
+    def decisions(self, annotator: str | None = None, limit: int = 200) -> list[LabelDecision]:
+        where, args = ("WHERE annotator = ?", (annotator,)) if annotator else ("", ())
+        with self._connection() as db:
+            rows = db.execute(f"SELECT * FROM decisions {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [
+            LabelDecision(**{**dict(row), "gore": bool(row["gore"]), "revealed": bool(row["revealed"])}) for row in rows
+        ]
+
+    def reveal_rates(self) -> list[AnnotatorStats]:
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT annotator, COUNT(*) AS labels, SUM(revealed) AS revealed FROM decisions "
+                "GROUP BY annotator ORDER BY annotator"
+            ).fetchall()
+        return [
+            AnnotatorStats(
+                annotator=row["annotator"],
+                labels=row["labels"],
+                revealed=row["revealed"] or 0,
+                reveal_rate=round((row["revealed"] or 0) / row["labels"], 4),
+            )
+            for row in rows
+        ]
+
+
+def _predictions(results: list[CensorResult], strategy: Strategy) -> PoolPredictions:
+    """What the strategies take, from the pipeline's answers (and their inference-dropout figures)."""
+    probabilities = np.array([r.gore_probability for r in results], np.float64)
+    need = STRATEGY_NEEDS[strategy]
+    if need == "mc_draws":
+        std = np.array([r.uncertainty.std for r in results], np.float64)
+        return PoolPredictions(count=len(results), probabilities=probabilities, mc_std=np.clip(std, 0, 1))
+    if need == "members":
+        members = np.array([[m.probability for m in r.uncertainty.members] for r in results], np.float64)
+        members = members.T if len(results) else np.zeros((2, 0))
+        return PoolPredictions(count=len(results), probabilities=probabilities, members=members)
+    return PoolPredictions(count=len(results), probabilities=probabilities)
+
+
+def _labels(folder: Path) -> dict[str, bool | None]:
+    return {s.image: s.gore for s in Dataset.load(folder).samples} if (folder / MANIFEST).is_file() else {}
+
+
+def _csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n\r') else value
