@@ -115,3 +115,15 @@ def srgb_encoded(value: int) -> int:
     linear = value / 255
     encoded = 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
     return round(encoded * 255)
+
+
+def red_square(share: float, side: int = 200) -> bytes:
+    """A PNG, green-grey, with a red square covering `share` of its pixels at the top left."""
+    import math
+
+    pixels = np.full((side, side, 3), (50, 110, 70), np.uint8)
+    edge = round(math.sqrt(share * side * side))
+    pixels[10 : 10 + edge, 20 : 20 + edge] = (230, 20, 20)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()

@@ -20,21 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from images import red_square
 from PIL import Image
 from serving import bentoml_server, grant
 
 # File name -> share of red pixels (gore to the red models above 5%, or 3% for `red_bce`).
 POOL = {f"red{round(share * 1000):03d}.png": share for share in (0.0, 0.01, 0.02, 0.03, 0.045, 0.06, 0.1, 0.3)}
-SIDE = 200
-
-
-def red_square(share: float) -> bytes:
-    pixels = np.full((SIDE, SIDE, 3), (50, 110, 70), np.uint8)
-    side = round(math.sqrt(share * SIDE * SIDE))
-    pixels[10 : 10 + side, 20 : 20 + side] = (230, 20, 20)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
 
 
 def vote(share: float) -> float:

@@ -10,30 +10,21 @@ Screenshots go to a temporary folder, and also to $GORE_SCREENSHOTS when it name
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
 from PIL import Image
 from serving import bentoml_server
 
 from pipeline.data.synthetic import background, draw_wound
 from pipeline.web.people import People
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 PASSWORD = "a long enough password"
 SIZE = 480
-
-
-def redness(pixels: np.ndarray) -> np.ndarray:
-    """The red-pixel test models' idea of gore."""
-    pixels = pixels.astype(int)
-    return pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2 > 60
 
 
 def wound_like() -> tuple[np.ndarray, tuple[int, int]]:
@@ -66,15 +57,6 @@ def clean_like() -> np.ndarray:
     return image
 
 
-def until(page, condition: str, timeout_s: float = 60) -> None:
-    """Poll a JavaScript condition. Not `wait_for_function`: it compiles its predicate with eval,
-    which the app's Content-Security-Policy forbids, as it should."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(f"() => Boolean({condition})"):
-        assert time.monotonic() < deadline, f"not true within {timeout_s} s: {condition}"
-        time.sleep(0.1)
-
-
 def screenshot_folders(tmp_path_factory) -> list[Path]:
     folders = [tmp_path_factory.mktemp("screenshots")]
     wanted = os.environ.get("GORE_SCREENSHOTS")
@@ -103,30 +85,9 @@ def browser():
         launched.close()
 
 
-SHOWN = """selector => {
-    const image = document.querySelector(selector);
-    const canvas = document.createElement("canvas");
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const context = canvas.getContext("2d");
-    context.drawImage(image, 0, 0);
-    return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
-}"""
-
-
-def shown(page, selector: str) -> np.ndarray:
-    """The pixels the browser decoded for an <img>, at its own size (badges laid over it aside)."""
-    width, height, data = page.evaluate(SHOWN, selector)
-    return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
-
-
 def sharpness(pixels: np.ndarray) -> float:
     grey = pixels.astype(float).mean(axis=-1)
     return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
-
-
-def colourfulness(pixels: np.ndarray) -> float:
-    return float(np.ptp(pixels.astype(int), axis=-1).mean())
 
 
 def test_review_an_upload_without_seeing_more_than_asked(served, browser, tmp_path, tmp_path_factory):

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
 import os
 import re
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
+from images import red_square
 from PIL import Image
 from serving import bentoml_server
 
@@ -29,30 +29,9 @@ from pipeline.serving.access import AccessStore
 from pipeline.serving.annotation import AnnotationDesk
 from pipeline.web.people import People
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "a long enough password"
-SIDE = 200
 # File name -> share of red pixels: gore to the red models above about 5%.
 POOL = {"gore30.png": 0.30, "gore10.png": 0.10, "clean00.png": 0.0, "clean01.png": 0.01}
-
-
-def red_square(share: float) -> bytes:
-    pixels = np.full((SIDE, SIDE, 3), (50, 110, 70), np.uint8)
-    side = round(math.sqrt(share * SIDE * SIDE))
-    pixels[10 : 10 + side, 20 : 20 + side] = (230, 20, 20)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
-
-
-def redness(pixels: np.ndarray) -> np.ndarray:
-    """The red-pixel models' idea of gore."""
-    pixels = pixels.astype(int)
-    return pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2 > 60
-
-
-def colourfulness(pixels: np.ndarray) -> float:
-    return float(np.ptp(pixels.astype(int), axis=-1).mean())
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +136,7 @@ def test_only_an_image_shown_on_the_labelling_page_can_be_seen_or_labelled(serve
     assert AnnotationDesk(None, served["data_dir"], 100, 8).decisions("web:cy") == []
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium")
+@needs_chromium
 def test_an_annotator_labels_with_and_without_revealing_and_the_admin_sees_the_rate(served):
     from playwright.sync_api import sync_playwright
 
@@ -264,28 +243,3 @@ def test_the_page_says_when_annotation_is_off(tmp_path):
     assert page.status_code == 200 and 'id="off"' in page.text
     assert "annotation is off" in page.text and "GORE_ANNOTATION_ROOT" in page.text
     assert posted.status_code == 409 and "annotation is off" in posted.text
-
-
-def until(page, condition: str, timeout_s: float = 60) -> None:
-    """Poll a JavaScript condition (not `wait_for_function`: the app's CSP forbids its eval)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(f"() => Boolean({condition})"):
-        assert time.monotonic() < deadline, f"not true within {timeout_s} s: {condition}"
-        time.sleep(0.1)
-
-
-SHOWN = """selector => {
-    const image = document.querySelector(selector);
-    const canvas = document.createElement("canvas");
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const context = canvas.getContext("2d");
-    context.drawImage(image, 0, 0);
-    return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
-}"""
-
-
-def shown(page, selector: str) -> np.ndarray:
-    """The pixels the browser decoded for an <img>, at its own size."""
-    width, height, data = page.evaluate(SHOWN, selector)
-    return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]

@@ -43,6 +43,7 @@ from pipeline.serving.schemas import CensorResult
 DATABASE = "annotation.db"
 OFF = "annotation is off here: set GORE_ANNOTATION_ROOT to the folder holding the pools and data sets"
 LOCK_FILE = ".labels.lock"
+CACHED_ANSWERS = 50_000  # Pool files' answers kept in memory (a few KB each).
 
 
 class NextRequest(BaseModel):
@@ -129,6 +130,9 @@ class AnnotationDesk:
         self.database = Database(Path(data_dir) / DATABASE, SCHEMA)
         self.most_pool_images, self.chunk = most_pool_images, chunk
         self._lock = threading.Lock()
+        # Each pool file's answer, by (path, size, modification time, models, options): a pool is
+        # read and hashed once, not on every ranking (the labelling page ranks on every visit).
+        self._answers: dict[tuple, CensorResult | PipelineError] = {}
 
     def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
         return self.database.connect()
@@ -163,20 +167,27 @@ class AnnotationDesk:
         paths, labelled = await to_thread.run_sync(self.unlabelled, asked.pool, asked.dataset)
         need = STRATEGY_NEEDS[asked.strategy]
         options = censorer.options(uncertainty=need in ("mc_draws", "members"))
-        results: list[tuple[Path, CensorResult]] = []
+        keys = await to_thread.run_sync(_file_keys, paths, f"{censorer.key}|{options.uncertainty}")
+        fresh = [path for path, key in zip(paths, keys, strict=True) if key not in self._answers]
         skipped: list[str] = []
-        for start in range(0, len(paths), self.chunk):
-            chunk = paths[start : start + self.chunk]
+        for start in range(0, len(fresh), self.chunk):
+            chunk = fresh[start : start + self.chunk]
             outcomes = await censorer.censor([Upload(path, path.name) for path in chunk], options)
             for path, outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome, Conflict | Unavailable) or (
                     isinstance(outcome, PipelineError) and outcome.retry_after_s
                 ):
                     raise outcome  # The deployment cannot rank now: say so, not "every file skipped".
-                if isinstance(outcome, PipelineError):
-                    skipped.append(f"{path.name}: {outcome}")
-                else:
-                    results.append((path, outcome))
+                self._answers[_file_keys([path], f"{censorer.key}|{options.uncertainty}")[0]] = outcome
+        if len(self._answers) > CACHED_ANSWERS:  # Files gone or changed, models replaced: start afresh.
+            self._answers = {key: self._answers[key] for key in keys if key in self._answers}
+        results: list[tuple[Path, CensorResult]] = []
+        for path, key in zip(paths, keys, strict=True):
+            answer = self._answers.get(key)
+            if isinstance(answer, CensorResult):
+                results.append((path, answer))
+            elif answer is not None:
+                skipped.append(f"{path.name}: {answer}")
         predictions = _predictions([result for _, result in results], asked.strategy)
         ranking = rank(asked.strategy, predictions, asked.k, seed=asked.seed)
         items = []
@@ -310,6 +321,17 @@ def _predictions(results: list[CensorResult], strategy: Strategy) -> PoolPredict
         members = members.T if len(results) else np.zeros((2, 0))
         return PoolPredictions(count=len(results), probabilities=probabilities, members=members)
     return PoolPredictions(count=len(results), probabilities=probabilities)
+
+
+def _file_keys(paths: list[Path], models: str) -> list[tuple]:
+    keys = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            keys.append((str(path), stat.st_size, stat.st_mtime_ns, models))
+        except OSError:  # Gone since listed: asked again, it fails as an unreadable file.
+            keys.append((str(path), -1, -1, models))
+    return keys
 
 
 def _labels(folder: Path) -> dict[str, bool | None]:

@@ -47,6 +47,25 @@ def _image(data: bytes, media_type: str = "image/png", headers: dict[str, str] |
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
+def patch_answer(web: Web, person: Person, record, analysis, request: Request, where: str = "") -> Response:
+    """One area of the original at the point asked (press-and-hold), audited and counted as exposure."""
+    try:
+        x, y = float(request.query_params["x"]), float(request.query_params["y"])
+    except (KeyError, ValueError):
+        raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
+    piece = web.pictures.patch(record, analysis, x, y)
+    web.audit(person, AREA, record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px{where}")
+    web.people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)
+    headers = {
+        "X-Patch-Left": str(piece.left),
+        "X-Patch-Top": str(piece.top),
+        "X-Patch-Width": str(piece.width),
+        "X-Patch-Height": str(piece.height),
+        "X-Patch-Gore-Pixels": str(piece.gore_pixels),
+    }
+    return _image(piece.png, headers=headers)
+
+
 def routes(web: Web) -> list[Route]:
     pictures, people, index = web.pictures, web.people, web.index
 
@@ -116,21 +135,7 @@ def routes(web: Web) -> list[Route]:
 
     def patch(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])
-        try:
-            x, y = float(request.query_params["x"]), float(request.query_params["y"])
-        except (KeyError, ValueError):
-            raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
-        piece = pictures.patch(record, analysis, x, y)
-        web.audit(person, AREA, record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px")
-        people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)
-        headers = {
-            "X-Patch-Left": str(piece.left),
-            "X-Patch-Top": str(piece.top),
-            "X-Patch-Width": str(piece.width),
-            "X-Patch-Height": str(piece.height),
-            "X-Patch-Gore-Pixels": str(piece.gore_pixels),
-        }
-        return _image(piece.png, headers=headers)
+        return patch_answer(web, person, record, analysis, request)
 
     def reveal(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])

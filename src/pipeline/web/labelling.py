@@ -45,7 +45,7 @@ from pipeline.serving.annotation import OFF, NextAnswer, NextItem, NextRequest
 from pipeline.serving.image_store import check_id
 from pipeline.serving.records import Analysis, ImageRecord
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.gallery import AREA, BLURRED, CONFIRMED, REVEALS, SERVED
+from pipeline.web.gallery import BLURRED, CONFIRMED, REVEALS, SERVED, patch_answer
 from pipeline.web.people import Person
 from pipeline.web.pictures import THUMB_MIN_MARGIN, encode_jpeg, first_frame, fit, placeholder, soften
 
@@ -244,22 +244,7 @@ def routes(web: Web) -> list[Route]:
 
     def patch(request: Request, person: Person, form) -> Response:
         record, analysis = shown_to(person, request.path_params["image_id"])
-        try:
-            x, y = float(request.query_params["x"]), float(request.query_params["y"])
-        except (KeyError, ValueError):
-            raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
-        piece = pictures.patch(record, analysis, x, y)
-        detail = f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px; on the labelling page"
-        web.audit(person, AREA, record.id, detail)
-        people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)
-        headers = {
-            "X-Patch-Left": str(piece.left),
-            "X-Patch-Top": str(piece.top),
-            "X-Patch-Width": str(piece.width),
-            "X-Patch-Height": str(piece.height),
-            "X-Patch-Gore-Pixels": str(piece.gore_pixels),
-        }
-        return _image(piece.png, headers=headers)
+        return patch_answer(web, person, record, analysis, request, "; on the labelling page")
 
     def reveal(request: Request, person: Person, form) -> Response:
         record, analysis = shown_to(person, request.path_params["image_id"])
