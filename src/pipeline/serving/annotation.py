@@ -33,7 +33,7 @@ from pipeline.active_learning.labels import LabelFormat, ingest_labels, labelled
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
 from pipeline.data.dataset import MANIFEST, Dataset
 from pipeline.data.formats.folders import image_files
-from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError, Unavailable
+from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
 from pipeline.serving.censorer import Censorer, Upload
 from pipeline.serving.database import Database
 from pipeline.serving.jobs import inside
@@ -168,17 +168,15 @@ class AnnotationDesk:
         need = STRATEGY_NEEDS[asked.strategy]
         options = censorer.options(uncertainty=need in ("mc_draws", "members"))
         keys = await to_thread.run_sync(_file_keys, paths, f"{censorer.key}|{options.uncertainty}")
-        fresh = [path for path, key in zip(paths, keys, strict=True) if key not in self._answers]
+        fresh = [(path, key) for path, key in zip(paths, keys, strict=True) if key not in self._answers]
         skipped: list[str] = []
         for start in range(0, len(fresh), self.chunk):
             chunk = fresh[start : start + self.chunk]
-            outcomes = await censorer.censor([Upload(path, path.name) for path in chunk], options)
-            for path, outcome in zip(chunk, outcomes, strict=True):
-                if isinstance(outcome, Conflict | Unavailable) or (
-                    isinstance(outcome, PipelineError) and outcome.retry_after_s
-                ):
+            outcomes = await censorer.censor([Upload(path, path.name) for path, _ in chunk], options)
+            for (_, key), outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, Conflict) or (isinstance(outcome, PipelineError) and outcome.retry_after_s):
                     raise outcome  # The deployment cannot rank now: say so, not "every file skipped".
-                self._answers[_file_keys([path], f"{censorer.key}|{options.uncertainty}")[0]] = outcome
+                self._answers[key] = outcome
         if len(self._answers) > CACHED_ANSWERS:  # Files gone or changed, models replaced: start afresh.
             self._answers = {key: self._answers[key] for key in keys if key in self._answers}
         results: list[tuple[Path, CensorResult]] = []
@@ -292,11 +290,13 @@ class AnnotationDesk:
             LabelDecision(**{**dict(row), "gore": bool(row["gore"]), "revealed": bool(row["revealed"])}) for row in rows
         ]
 
-    def reveal_rates(self) -> list[AnnotatorStats]:
+    def reveal_rates(self, annotator: str | None = None) -> list[AnnotatorStats]:
+        where, args = ("WHERE annotator = ?", (annotator,)) if annotator else ("", ())
         with self._connection() as db:
             rows = db.execute(
                 "SELECT annotator, COUNT(*) AS labels, SUM(revealed) AS revealed FROM decisions "
-                "GROUP BY annotator ORDER BY annotator"
+                f"{where} GROUP BY annotator ORDER BY annotator",
+                args,
             ).fetchall()
         return [
             AnnotatorStats(

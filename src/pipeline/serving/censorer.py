@@ -130,18 +130,8 @@ class Censorer:
         store = FileSystemStore(data_dir or settings.data_dir)
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
         capacity = Capacity.from_settings(settings)
-        return cls(
-            store,
-            classify,
-            segment,
-            classifier,
-            segmenter,
-            views,
-            capacity,
-            render,
-            sample,
-            settings.uncertainty_passes,
-        )
+        passes = settings.uncertainty_passes
+        return cls(store, classify, segment, classifier, segmenter, views, capacity, render, sample, passes)
 
     @property
     def key(self) -> str:
@@ -364,7 +354,7 @@ class Censorer:
             answer = await with_retries(
                 lambda: self.sample(batch, self.passes), stage="uncertainty", deadline_s=deadline
             )
-            sample = ClassifierSample.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
+            sample = ClassifierSample.model_validate(answer)  # In process: the model; over HTTP: its JSON.
             refusal = sample.refusal or (cascade_refusal(sample) if options.cascade else None)
             if refusal:
                 raise Conflict(refusal)
@@ -428,8 +418,6 @@ class Censorer:
         assert job.record is not None and job.analysis is not None
         started = time.perf_counter()
         timings = dict(job.timings or job.analysis.timings_ms)
-        if job.uncertainty is not None:
-            timings["uncertainty"] = job.timings.get("uncertainty", 0.0)
         result = self.views.result(
             job.record,
             job.analysis,

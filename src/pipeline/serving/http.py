@@ -373,14 +373,14 @@ def annotation_app(desk: AnnotationDesk, access: AccessStore, censorer: Callable
         if kind not in LABEL_MEDIA_TYPES:
             raise InvalidRequest("send labels as text/csv (image,label) or application/json (a VIA project)")
         declared = int(request.headers.get("content-length") or 0)
-        body = b""
+        body = bytearray()
         async for part in request.stream():
             body += part
             if max(declared, len(body)) > MOST_LABEL_BYTES:
                 raise UploadTooLarge(f"labels are at most {MOST_LABEL_BYTES:,} bytes")
         query = request.query_params
         pool, dataset = query.get("pool", "pool"), query.get("dataset", "dataset")
-        answer = await to_thread.run_sync(desk.take_labels, body, LABEL_MEDIA_TYPES[kind], pool, dataset)
+        answer = await to_thread.run_sync(desk.take_labels, bytes(body), LABEL_MEDIA_TYPES[kind], pool, dataset)
         detail = f"{answer.taken} label(s) into {dataset!r} from pool {pool!r}; {len(answer.problems)} problem(s)"
         access.audit(principal(request.scope).name, "annotation labels", detail=detail)
         return JSONResponse(

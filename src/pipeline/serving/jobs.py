@@ -197,12 +197,13 @@ class JobStore:
         return [self.status(job_id) for job_id in ids]
 
     def items(self, job_id: str, *, state: str | None = None, after: int = -1, limit: int = 1000) -> list[JobItem]:
-        self.status(job_id)  # 404 for an unknown job.
         query = "SELECT * FROM items WHERE job_id = ? AND seq > ?"
         args: list = [job_id, after]
         if state is not None:
             query, args = query + " AND state = ?", [*args, state]
         with self._db() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise NotFound(f"no job {job_id}")  # Not the whole status: counting a big job's items is work.
             rows = db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
         return [
             JobItem(

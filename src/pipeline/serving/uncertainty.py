@@ -70,14 +70,17 @@ class UncertaintyResult(BaseModel):
     )
 
 
-def _group(members: list[MemberSample], loss: str) -> Uncertainty | None:
-    """The vote of the members trained with `loss` (their vote weights renormalised), per pass."""
-    chosen = [m for m in members if m.loss == loss]
-    if not chosen:
-        return None
-    weights = np.array([max(m.weight, 0.0) for m in chosen]) + 1e-12
-    draws = np.tensordot(weights / weights.sum(), np.array([m.draws for m in chosen]), axes=1)  # (passes, frames)
-    return Uncertainty(mean=draws.mean(axis=0), std=draws.std(axis=0), passes=len(draws))
+def _vote(weights: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """(members,) vote weights, (members, passes, frames) draws -> the vote's (passes, frames)."""
+    weights = np.clip(weights, 0.0, None) + 1e-12
+    return np.tensordot(weights / weights.sum(), draws, axes=1)
+
+
+def _group(members: list[MemberSample], weights: np.ndarray, draws: np.ndarray, loss: str) -> Uncertainty:
+    """The vote of the members trained with `loss` (their vote weights renormalised)."""
+    chosen = np.array([m.loss == loss for m in members])
+    vote = _vote(weights[chosen], draws[chosen])
+    return Uncertainty(mean=vote.mean(axis=0), std=vote.std(axis=0), passes=len(vote))
 
 
 def cascade_refusal(sample: ClassifierSample) -> str | None:
@@ -94,15 +97,16 @@ def summarise(
     sample: ClassifierSample, frames: list[int], threshold: float, with_cascade: bool
 ) -> list[UncertaintyResult]:
     """Each image's result; `frames[i]` is how many of the sample's columns are image i's frames."""
-    weights = np.array([m.weight for m in sample.members], np.float64)
-    weights = weights / (weights.sum() + 1e-12)
-    draws = np.tensordot(weights, np.array([m.draws for m in sample.members]), axes=1)  # (passes, all frames)
-    mean, std = draws.mean(axis=0), draws.std(axis=0)
+    members = sample.members
+    weights = np.array([m.weight for m in members], np.float64)
+    each = np.array([m.draws for m in members], np.float64)  # (members, passes, all frames)
+    plain = np.array([m.probabilities for m in members], np.float64)
+    vote = _vote(weights, each)
+    mean, std = vote.mean(axis=0), vote.std(axis=0)
+    each_mean, each_std = each.mean(axis=1), each.std(axis=1)
     decision = None
-    if with_cascade:
-        wrl, bce = _group(sample.members, "wrl"), _group(sample.members, "bce")
-        assert wrl is not None and bce is not None, "checked by cascade_refusal"
-        decision = cascade(wrl, bce, threshold)
+    if with_cascade:  # Both groups exist: checked by cascade_refusal.
+        decision = cascade(_group(members, weights, each, "wrl"), _group(members, weights, each, "bce"), threshold)
     results, start = [], 0
     for count in frames:
         span = slice(start, start + count)
@@ -119,11 +123,11 @@ def summarise(
                 MemberUncertainty(
                     name=m.name,
                     loss=m.loss,
-                    probability=round(float(m.probabilities[at]), 6),
-                    mean=round(float(np.mean([d[at] for d in m.draws])), 6),
-                    std=round(float(np.std([d[at] for d in m.draws])), 6),
+                    probability=round(float(plain[i, at]), 6),
+                    mean=round(float(each_mean[i, at]), 6),
+                    std=round(float(each_std[i, at]), 6),
                 )
-                for m in sample.members
+                for i, m in enumerate(members)
             ],
             censors=bool(mean[at] + std[at] >= threshold),
         )

@@ -43,7 +43,7 @@ def _filter(request: Request) -> tuple[Filter, str]:
     return kind, search
 
 
-def _image(data: bytes, media_type: str = "image/png", headers: dict[str, str] | None = None) -> Response:
+def image_response(data: bytes, media_type: str = "image/png", headers: dict[str, str] | None = None) -> Response:
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
@@ -63,7 +63,7 @@ def patch_answer(web: Web, person: Person, record, analysis, request: Request, w
         "X-Patch-Height": str(piece.height),
         "X-Patch-Gore-Pixels": str(piece.gore_pixels),
     }
-    return _image(piece.png, headers=headers)
+    return image_response(piece.png, headers=headers)
 
 
 def routes(web: Web) -> list[Route]:
@@ -86,7 +86,7 @@ def routes(web: Web) -> list[Route]:
 
     def thumbnail(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])
-        return _image(pictures.thumbnail(record, analysis, strength(person)), "image/jpeg")
+        return image_response(pictures.thumbnail(record, analysis, strength(person)), "image/jpeg")
 
     def detail(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])
@@ -123,7 +123,7 @@ def routes(web: Web) -> list[Route]:
         data = pictures.view(record, analysis)
         if pictures.treatment(record, analysis) == "censored":  # Step 1 of the reveal: logged like the others.
             web.audit(person, "web: censored copy shown", record.id)
-        return _image(data)
+        return image_response(data)
 
     def blurred(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])
@@ -131,7 +131,7 @@ def routes(web: Web) -> list[Route]:
         if pictures.treatment(record, analysis) != "clean":
             web.audit(person, BLURRED, record.id)
             people.count_exposure(person.user.id, blurred=1)
-        return _image(data, "image/jpeg")
+        return image_response(data, "image/jpeg")
 
     def patch(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])
@@ -153,7 +153,7 @@ def routes(web: Web) -> list[Route]:
         if not people.revealed(person.session_id, record.id):
             raise Forbidden("confirm the reveal on the image's page first")
         web.audit(person, SERVED, record.id)
-        return _image(pictures.original(record))
+        return image_response(pictures.original(record))
 
     def review(request: Request, person: Person, form) -> Response:
         record, analysis = pictures.found(request.path_params["image_id"])

@@ -45,7 +45,7 @@ from pipeline.serving.annotation import OFF, NextAnswer, NextItem, NextRequest
 from pipeline.serving.image_store import check_id
 from pipeline.serving.records import Analysis, ImageRecord
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.gallery import BLURRED, CONFIRMED, REVEALS, SERVED, patch_answer
+from pipeline.web.gallery import BLURRED, CONFIRMED, REVEALS, SERVED, image_response, patch_answer
 from pipeline.web.people import Person
 from pipeline.web.pictures import THUMB_MIN_MARGIN, encode_jpeg, first_frame, fit, placeholder, soften
 
@@ -115,7 +115,7 @@ def routes(web: Web) -> list[Route]:
         return max(web.settings.web_blur_strength if own is None else own, MIN_LABEL_BLUR)
 
     def mine(person: Person) -> dict:
-        rates = [s for s in desk.reveal_rates() if s.annotator == person.user.actor]
+        rates = desk.reveal_rates(person.user.actor)
         return {"mine": rates[0] if rates else None, "recent": desk.decisions(person.user.actor, limit=10)}
 
     def shown_to(person: Person, image_id: str) -> tuple[ImageRecord, Analysis]:
@@ -229,10 +229,10 @@ def routes(web: Web) -> list[Route]:
             data, _ = views.store.original(record.id)
             pixels = views.limits.decode(data, record.filename).frames[0]
         else:  # Likely gore and never segmented: nothing of it.
-            return _image(encode_jpeg(placeholder(LABEL_PX)), "image/jpeg")
+            return image_response(encode_jpeg(placeholder(LABEL_PX)), "image/jpeg")
         if pixels.ndim == 2:
             pixels = np.repeat(pixels[..., None], 3, axis=-1)
-        return _image(encode_jpeg(soften(fit(pixels[..., :3], LABEL_PX), strength(person))), "image/jpeg")
+        return image_response(encode_jpeg(soften(fit(pixels[..., :3], LABEL_PX), strength(person))), "image/jpeg")
 
     def blurred(request: Request, person: Person, form) -> Response:
         record, analysis = shown_to(person, request.path_params["image_id"])
@@ -240,7 +240,7 @@ def routes(web: Web) -> list[Route]:
         web.audit(person, BLURRED, record.id, "on the labelling page")
         if pictures.treatment(record, analysis) != "clean":
             people.count_exposure(person.user.id, blurred=1)
-        return _image(data, "image/jpeg")
+        return image_response(data, "image/jpeg")
 
     def patch(request: Request, person: Person, form) -> Response:
         record, analysis = shown_to(person, request.path_params["image_id"])
@@ -262,7 +262,7 @@ def routes(web: Web) -> list[Route]:
         if not people.revealed(person.session_id, record.id):
             raise Forbidden("confirm the reveal on the labelling page first")
         web.audit(person, SERVED, record.id, "on the labelling page")
-        return _image(pictures.original(record))
+        return image_response(pictures.original(record))
 
     return [
         Route("/label", guarded(web, page, ANNOTATORS)),
@@ -274,7 +274,3 @@ def routes(web: Web) -> list[Route]:
         Route("/label/images/{image_id}/reveal", guarded(web, reveal, ANNOTATORS), methods=["POST"]),
         Route("/label/images/{image_id}/original", guarded(web, original, ANNOTATORS, "data")),
     ]
-
-
-def _image(data: bytes, media_type: str = "image/png", headers: dict[str, str] | None = None) -> Response:
-    return Response(data, media_type=media_type, headers={"Cache-Control": "no-store", **(headers or {})})
