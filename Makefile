@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test lint load faults bombs bench bench-thesis models models-build clean
+.PHONY: install serve test lint load faults bombs hostile fuzz bench bench-thesis models models-build clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,14 @@ faults: install  ## every worker killed under load, the data directory filled (n
 bombs: install  ## 64 bomb-sized PNGs in one batch: peak memory of every process
 	$(BIN)/gore-censor models ensure --profile demo
 	cd benchmarks && ../$(BIN)/python bombs.py --count 64
+
+hostile: install  ## every hostile input against the demo service: answer, time, memory (README "Hostile input")
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && ../$(BIN)/python hostile.py
+
+FUZZ_SECONDS ?= 600
+fuzz: install  ## Atheris over the upload form, the decoder, the label readers and the jobs walker, FUZZ_SECONDS each
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 bench: install  ## demo models: both floors and the service against them, ONNX Runtime and TensorFlow (README "Speed")
 	$(BIN)/gore-censor models ensure --profile demo

@@ -13,10 +13,11 @@ import numpy as np
 from pydantic import Field
 
 with bentoml.importing():
-    from pipeline.config import CensorStyle, get_settings
+    from pipeline.config import MOST_UNCERTAINTY_PASSES, CensorStyle, get_settings
     from pipeline.model_store.metadata import ModelInfo
     from pipeline.model_store.preflight import Preflight
     from pipeline.model_store.registry import load_for_serving
+    from pipeline.serving import telemetry
     from pipeline.serving.entry import Entry, ModelClients
     from pipeline.serving.resilience import DRAINING
     from pipeline.serving.schemas import BatchItem, CensorResult
@@ -33,13 +34,19 @@ Threshold = Annotated[
 Style = Annotated[CensorStyle | None, Field(description="Look of censored pixels; default: the deployment setting.")]
 Margin = Annotated[
     float | None,
-    Field(ge=0.0, le=8.0, description="Model pixels to widen the censored region by; default: the deployment setting."),
+    Field(
+        ge=0.0,
+        le=8.0,
+        description="Model pixels to widen the censored region by, rounded up to a multiple of 0.5; "
+        "default: the deployment setting.",
+    ),
 ]
 Uncertain = Annotated[
     bool,
     Field(description="Run N inference-dropout passes (GORE_UNCERTAINTY_PASSES): mean and std; doubt censors."),
 ]
 Cascade = Annotated[bool, Field(description="Also apply the thesis' cascading rule (WRL, then BCE members).")]
+Passes = Annotated[int, Field(ge=2, le=MOST_UNCERTAINTY_PASSES, description="Inference-dropout passes.")]
 
 
 @bentoml.service(**model_service)
@@ -70,7 +77,7 @@ class Classifier:
         return self.model.predict_on_batch(images.astype(np.float32)).reshape(-1)
 
     @bentoml.api
-    def uncertainty(self, images: np.ndarray, passes: int = 30) -> ClassifierSample:
+    def uncertainty(self, images: np.ndarray, passes: Passes = 30) -> ClassifierSample:
         """(N, S, S, 3) raw RGB -> each member's plain probability and `passes` inference-dropout draws."""
         return self.dropout.sample(images, passes)
 
@@ -160,3 +167,4 @@ class Censor:
 
 for middleware, options in entry.middleware():  # In the order they run.
     Censor.add_asgi_middleware(middleware, **options)
+telemetry.install(Censor, Classifier, Segmenter)  # /metrics counts by route template, never by image id.

@@ -33,6 +33,15 @@ def bentoml_server(
     env: dict[str, str], log_path: Path, timeout_s: float = 300, target: str = "service:Censor", cwd: Path = REPO
 ) -> Iterator[str]:
     """Yield the base URL once /readyz answers 200 (the service and its dependencies are up)."""
+    with bentoml_process(env, log_path, timeout_s, target, cwd) as (url, _):
+        yield url
+
+
+@contextmanager
+def bentoml_process(
+    env: dict[str, str], log_path: Path, timeout_s: float = 300, target: str = "service:Censor", cwd: Path = REPO
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`bentoml_server`, yielding the `bentoml serve` process too (to watch its workers)."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -57,7 +66,7 @@ def bentoml_server(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"bentoml serve not ready in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
             time.sleep(1)
-        yield url
+        yield url, process
     finally:
         stop_group(process)
 
@@ -79,3 +88,48 @@ def grant(data_dir: Path, *roles: str, name: str = "tests") -> dict[str, str]:
 
     made = AccessStore.in_data_dir(data_dir).create_token(name, list(roles or ("admin",)), created_by="tests")
     return {"Authorization": f"Bearer {made.secret}"}
+
+
+def worker_rss_mb(process: subprocess.Popen, service: str = "Censor") -> float:
+    """Resident memory of one service's worker processes under this `bentoml serve`, in MB."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(process.pid).children(recursive=True):
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            args = child.cmdline()
+            if "--service-name" in args and args[args.index("--service-name") + 1] == service:
+                total += child.memory_info().rss / 2**20
+    return total
+
+
+class Watch:
+    """While hostile requests run: `/livez` asked every 0.2 s (each answer's time kept) and the
+    Censor worker's memory sampled, in a background thread."""
+
+    def __init__(self, url: str, process: subprocess.Popen) -> None:
+        import threading
+
+        self.url, self.process = url, process
+        self.baseline_mb = worker_rss_mb(process)
+        self.slowest_s, self.failures, self.peak_mb = 0.0, [], self.baseline_mb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.wait(0.2):
+                started = time.monotonic()
+                try:
+                    answer = client.get(f"{self.url}/livez")
+                    if answer.status_code != 200:
+                        self.failures.append(f"/livez answered {answer.status_code}")
+                except httpx.HTTPError as error:
+                    self.failures.append(f"/livez: {type(error).__name__}")
+                self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+                self.peak_mb = max(self.peak_mb, worker_rss_mb(self.process))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

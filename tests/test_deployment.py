@@ -165,7 +165,7 @@ def test_manifests_pass_strict_schema_validation(tmp_path):
     files = [str(K8S / name) for name in yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]]
     sh(str(BIN / "kubernetes-validate"), "--strict", "--quiet", *files)
     broken = tmp_path / "broken.yaml"  # The validator must be able to say no.
-    broken.write_text((K8S / "censor.yaml").read_text().replace("replicas: 2", "replicas: two"))
+    broken.write_text((K8S / "censor.yaml").read_text().replace("replicas: 1", "replicas: one"))
     assert (
         subprocess.run(
             [str(BIN / "kubernetes-validate"), "--strict", "--quiet", str(broken)], capture_output=True
@@ -195,6 +195,39 @@ def test_model_services_are_gpu_deployments_scaled_on_their_own():
     assert config["GORE_CLASSIFIER_URL"].startswith("http://classifier.") and config["GORE_SEGMENTER_URL"].startswith(
         "http://segmenter."
     )
+
+
+def test_pods_are_hardened_and_the_censor_runs_alone_on_its_volume():
+    """Non-root, no privilege escalation, no capability, a read-only root with writable volumes only
+    where BentoML and the data need them, no service-account token; and one censor replica (its
+    SQLite stores are not safe across hosts), never two at once, even while rolling out."""
+    deployments = {d["metadata"]["name"]: d for d in manifests() if d["kind"] == "Deployment"}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0, name
+        [container] = pod["containers"]
+        hardening = container["securityContext"]
+        assert hardening["allowPrivilegeEscalation"] is False and hardening["readOnlyRootFilesystem"] is True, name
+        assert hardening["capabilities"]["drop"] == ["ALL"], name
+        writable = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert "/tmp" in writable and "/var/lib/gore-censor/data" in writable, name
+    censor = deployments["censor"]["spec"]
+    assert censor["replicas"] == 1 and censor["strategy"]["type"] == "Recreate"
+    claim = next(d for d in manifests() if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_only_the_censor_reaches_the_model_services():
+    [policy] = [
+        d for d in manifests() if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].startswith("model-services")
+    ]
+    [selector] = policy["spec"]["podSelector"]["matchExpressions"]
+    assert set(selector["values"]) == {"classifier", "segmenter"}
+    [rule] = policy["spec"]["ingress"]
+    [source] = rule["from"]
+    assert source["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "censor"
+    assert "namespaceSelector" not in source and "ipBlock" not in source
 
 
 # ---- one process per service, wired by URL (what compose and Kubernetes run) ----

@@ -219,7 +219,7 @@ def test_an_animation_over_the_frame_limit_gets_413(server, tmp_path):
     frames = [Image.new("RGB", (20, 20), (i * 20, 0, 0)) for i in range(7)]
     frames[0].save(path, save_all=True, append_images=frames[1:])
     response = post(server, path)
-    assert response.status_code == 413 and "7 frames is over the limit of 6" in response.json()["error"]
+    assert response.status_code == 413 and "more than 6 frames is over the limit of 6" in response.json()["error"]
 
 
 def test_the_original_is_served_only_on_request_and_every_time_logged(server, sample_images, data_dir):

@@ -49,7 +49,12 @@ def served(red_vote_tags, tmp_path_factory):
     people.create_user("cy", ["annotator"], PASSWORD, "tests")
     people.create_user("bo", ["analyst"], PASSWORD, "tests")
     people.create_user("root", ["admin"], PASSWORD, "tests")
-    env = {"GORE_PROFILE": "redvote", "GORE_DATA_DIR": str(data_dir), "GORE_ANNOTATION_ROOT": str(root)}
+    env = {
+        "GORE_PROFILE": "redvote",
+        "GORE_DATA_DIR": str(data_dir),
+        "GORE_ANNOTATION_ROOT": str(root),
+        "GORE_WEB_SIGNIN_PER_MINUTE": "1000",  # Many sign-ins a minute from one address: the tests'.
+    }
     with bentoml_server(env, tmp_path_factory.mktemp("labelling-logs") / "serve.log") as url:
         yield {"url": url, "root": root, "data_dir": data_dir, "ids": ids}
 

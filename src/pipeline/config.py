@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CensorStyle = Literal["black", "blur", "pixelate"]
 REPOSITORY_PROFILES = Path(__file__).resolve().parents[2] / "models"
+MOST_UNCERTAINTY_PASSES = 200  # Each pass is a forward pass of every member: the model service refuses more.
 
 
 class Settings(BaseSettings):
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: width * height * frames.")
     max_frames: int = Field(200, gt=0, description="Most frames (animation) or pages (TIFF) one image may have.")
     max_batch_images: int = Field(64, gt=0, description="Most files one POST /censor/batch may carry.")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="Most bytes of any other request body (JSON, forms); label files and uploads have their own.",
+    )
 
     max_images_in_flight: int = Field(
         16, gt=0, description="Most images one Censor process works on at once; more wait, then get 503."
@@ -89,12 +95,21 @@ class Settings(BaseSettings):
         900, gt=0, description="Most seconds a model service's start-up check may take to load its model."
     )
 
+    metrics_open: bool = Field(
+        True,
+        description="Serve /metrics to anyone who can reach it (labels are route templates, never ids); false: "
+        "only to a token with the metrics role.",
+    )
+
     model_info_ttl_s: float = Field(
         30.0, gt=0, description="How often the Censor service asks the model services which models they serve."
     )
 
     uncertainty_passes: int = Field(
-        30, ge=2, le=200, description="Inference-dropout passes for a request's `uncertainty` option (thesis: 30)."
+        30,
+        ge=2,
+        le=MOST_UNCERTAINTY_PASSES,
+        description="Inference-dropout passes for a request's `uncertainty` option (thesis: 30).",
     )
 
     jobs_root: Path | None = Field(
@@ -113,6 +128,9 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(
         12.0, gt=0, description="Web app: a sign-in lasts this long (sign-out or disabling the user ends it sooner)."
     )
+    web_signin_per_minute: int = Field(
+        20, ge=1, description="Web app: sign-in attempts one address may make a minute (a burst of as many)."
+    )
     web_secure_cookies: bool | None = Field(
         None, description="Web app: mark cookies Secure; unset: when the request came over https."
     )
@@ -130,6 +148,13 @@ class Settings(BaseSettings):
     )
     web_patch_fraction: float = Field(
         0.15, gt=0.0, le=0.5, description="Web app: side of a partial-reveal patch, as a share of the shorter side."
+    )
+    web_patch_budget: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="Web app: share of an image (its first frame) one person may uncover by press-and-hold "
+        "before the page asks them to confirm the reveal of the original.",
     )
     web_reveal_minutes: float = Field(
         10.0, gt=0, description="Web app: how long a confirmed reveal lets the original be shown again (reloads)."

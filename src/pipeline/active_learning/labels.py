@@ -7,18 +7,24 @@
 
 Either way `<out>/dataset.json` keeps every sample it had (and its split) and gains the new ones;
 a relabelled image takes its new label. New samples have no split: run `gore-censor data split`.
+
+Labels are hostile input (they arrive over HTTP too): a name is read only as a regular file
+inside the images folder, the same message refuses a name that is missing, a link, or outside
+the folder (so a label file cannot ask whether some path exists), and everything written is
+written whole (pipeline.files).
 """
 
 from __future__ import annotations
 
 import csv
-import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pipeline.data.dataset import MANIFEST, Dataset, Sample
 from pipeline.data.formats.folders import IMAGE_SUFFIXES
-from pipeline.data.formats.via import Problem, convert_via
+from pipeline.data.formats.via import MOST_IMAGE_BYTES, Problem, convert_via, image_bytes
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_write
 
 LabelFormat = Literal["csv", "via"]
 IMAGE_COLUMNS = ("image", "filename", "file", "path")
@@ -58,20 +64,25 @@ def read_csv_labels(path: Path) -> tuple[dict[str, bool], list[Problem]]:
     """File name -> gore, and a problem per row that says neither gore nor clean."""
     labels: dict[str, bool] = {}
     problems = []
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        if not reader.fieldnames:
-            raise ValueError(f"{path}: empty, expected a header such as `image,label`")
-        image_column = _column(list(reader.fieldnames), IMAGE_COLUMNS, path)
-        label_column = _column(list(reader.fieldnames), LABEL_COLUMNS, path)
-        for line, row in enumerate(reader, start=2):
-            name, value = (row.get(image_column) or "").strip(), (row.get(label_column) or "").strip().lower()
-            if not name:
-                problems.append(Problem(f"{path.name}:{line}", "no image named"))
-            elif value in GORE_VALUES | CLEAN_VALUES:
-                labels[name] = value in GORE_VALUES
-            else:
-                problems.append(Problem(name, f"label {value!r} is neither gore ({sorted(GORE_VALUES)}) nor clean"))
+    with open(path, newline="", encoding="utf-8") as file:
+        try:
+            reader = csv.DictReader(file)
+            if not reader.fieldnames:
+                raise ValueError(f"{path}: empty, expected a header such as `image,label`")
+            image_column = _column(list(reader.fieldnames), IMAGE_COLUMNS, path)
+            label_column = _column(list(reader.fieldnames), LABEL_COLUMNS, path)
+            for line, row in enumerate(reader, start=2):
+                name = str(row.get(image_column) or "").strip()
+                value = str(row.get(label_column) or "").strip().lower()
+                if not name:
+                    problems.append(Problem(f"{path.name}:{line}", "no image named"))
+                elif value in GORE_VALUES | CLEAN_VALUES:
+                    labels[name] = value in GORE_VALUES
+                else:
+                    wanted = f"neither gore ({sorted(GORE_VALUES)}) nor clean"
+                    problems.append(Problem(name, f"label {value[:40]!r} is {wanted}"))
+        except csv.Error as error:  # A field over the size limit, a NUL byte: not a CSV we read.
+            raise ValueError(f"{path.name}: not a CSV file we can read ({error})") from None
     return labels, problems
 
 
@@ -89,47 +100,52 @@ def merge(existing: Dataset | None, new: list[Sample], name: str) -> Dataset:
     return base.model_copy(update={"samples": list(by_image.values())})
 
 
-def ingest_csv(path: Path, images_dir: Path, out_dir: Path) -> tuple[Dataset, list[Problem]]:
+def ingest_csv(
+    path: Path, images_dir: Path, out_dir: Path, max_bytes: int = MOST_IMAGE_BYTES
+) -> tuple[Dataset, list[Problem]]:
     labels, problems = read_csv_labels(Path(path))
     out_dir, images_dir = Path(out_dir), Path(images_dir)
     existing = _existing(out_dir)
     new, moved = [], set()
     for name, gore in labels.items():
-        source = images_dir / name
-        if not source.is_file():
-            problems.append(Problem(name, f"image file missing (looked in {images_dir})"))
-            continue
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
+        base = PurePosixPath(name).name
+        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
             problems.append(Problem(name, f"not an image file name ({sorted(IMAGE_SUFFIXES)})"))
             continue
+        try:  # Only a regular file inside the images folder: one message for every other name.
+            data = image_bytes(images_dir, name, max_bytes)
+        except PipelineError as error:
+            problems.append(Problem(name, str(error)))
+            continue
         folder, other = ("gore", "not_gore") if gore else ("not_gore", "gore")
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, out_dir / folder / source.name)
-        stale = out_dir / other / source.name
+        atomic_write(out_dir / folder / base, data)  # The bytes read, not the path: nothing can swap in.
+        stale = out_dir / other / base
         if stale.is_file():  # Labelled again, the other way: it moves.
             stale.unlink()
-            moved.add(f"{other}/{source.name}")
-        new.append(Sample(image=f"{folder}/{source.name}", gore=gore, attributes={"Gore": gore}))
+            moved.add(f"{other}/{base}")
+        new.append(Sample(image=f"{folder}/{base}", gore=gore, attributes={"Gore": gore}))
     dataset = merge(existing, new, out_dir.name)
     dataset = dataset.model_copy(update={"samples": [s for s in dataset.samples if s.image not in moved]})
     dataset.save(out_dir)
     return dataset, problems
 
 
-def ingest_via(project: Path, images_dir: Path, out_dir: Path) -> tuple[Dataset, list[Problem]]:
+def ingest_via(
+    project: Path, images_dir: Path, out_dir: Path, max_bytes: int = MOST_IMAGE_BYTES
+) -> tuple[Dataset, list[Problem]]:
     out_dir = Path(out_dir)
     existing = _existing(out_dir)  # `convert_via` writes its own manifest: read ours first.
-    converted, problems = convert_via(Path(project), Path(images_dir), out_dir)
+    converted, problems = convert_via(Path(project), Path(images_dir), out_dir, max_bytes)
     dataset = merge(existing, converted.samples, out_dir.name)
     dataset.save(out_dir)
     return dataset, problems
 
 
 def ingest_labels(
-    source: Path, images_dir: Path, out_dir: Path, fmt: LabelFormat | None = None
+    source: Path, images_dir: Path, out_dir: Path, fmt: LabelFormat | None = None, max_bytes: int = MOST_IMAGE_BYTES
 ) -> tuple[Dataset, list[Problem]]:
     """Labels from a CSV file or a VIA project into `out_dir`; returns the data set and the problems."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if (fmt or label_format(source)) == "csv":
-        return ingest_csv(source, images_dir, out_dir)
-    return ingest_via(source, images_dir, out_dir)
+        return ingest_csv(source, images_dir, out_dir, max_bytes)
+    return ingest_via(source, images_dir, out_dir, max_bytes)

@@ -1,7 +1,9 @@
 """The next images to label: a folder of unlabelled images ranked by a stored classifier.
 
 Images are named by the SHA-256 of their bytes, as the service names uploads. Images already in
-a labelled data set (same file name) are left out.
+a labelled data set (same file name) are left out. Pool files are read as the service reads them:
+regular files inside the folder only, under the same size and pixel limits (a pipe, a link or a
+decompression bomb is skipped, saying why).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from pydantic import BaseModel
 from pipeline.active_learning.labels import labelled_names
 from pipeline.active_learning.predict import Committee
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
-from pipeline.data.dataset import read_rgb
+from pipeline.config import get_settings
 from pipeline.data.formats.folders import image_files
+from pipeline.errors import PipelineError
+from pipeline.files import read_inside
+from pipeline.imaging.decode import decode_upload
 from pipeline.imaging.model_input import model_input
 
 CHUNK = 64  # Images decoded and scored at a time.
@@ -60,17 +65,27 @@ def next_to_label(
     size = classifier.input_shape[1]
     committee = Committee.of(classifier)
     need = STRATEGY_NEEDS[strategy]
+    limits = get_settings()
     kept, ids, skipped, parts = [], [], [], []
     for start in range(0, len(paths), CHUNK):
         batch, chunk_paths = [], []
         for path in paths[start : start + CHUNK]:
             try:
-                batch.append(model_input(read_rgb(path), size))
-            except Exception as error:  # Pillow raises many types for broken files.
-                skipped.append(f"{path.name}: unreadable ({type(error).__name__})")
+                data = read_inside(folder, path.name, limits.max_upload_bytes)
+                decoded = decode_upload(
+                    data,
+                    path.name,
+                    max_bytes=limits.max_upload_bytes,
+                    max_pixels=limits.max_pixels,
+                    max_frames=limits.max_frames,
+                    at_least=size,
+                )
+            except PipelineError as error:
+                skipped.append(f"{path.name}: {error}")
                 continue
+            batch.append(model_input(decoded.frames[0], size))
             chunk_paths.append(path)
-            ids.append(hashlib.sha256(path.read_bytes()).hexdigest())
+            ids.append(hashlib.sha256(data).hexdigest())
         if batch:
             kept += chunk_paths
             parts.append(

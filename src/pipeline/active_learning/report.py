@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from pipeline.active_learning.simulate import RunRecord, SimulationResult
+from pipeline.files import atomic_write
 
 METRICS = ("accuracy", "double_f1", "recall")
 TITLES = {"accuracy": "accuracy", "double_f1": "Double F1", "recall": "recall", "precision": "precision"}
@@ -185,7 +186,7 @@ def write_report(result: SimulationResult, out_dir: Path) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(result.model_dump_json(indent=1))
+    atomic_write(out_dir / "results.json", result.model_dump_json(indent=1), mode=0o644)
     figures = {"mean test scores by share of labelled data": "curves.png"}
     plot_curves(curves(result), METRICS, out_dir / "curves.png", title=f"{result.data}: mean of every run")
     figures["accuracy by gore images shown"] = "gore_shown.png"
@@ -195,6 +196,4 @@ def write_report(result: SimulationResult, out_dir: Path) -> Path:
         name = f"fold_{fold}.png"
         plot_fold(curves(result, fold), out_dir / name, title=f"fold {fold} ({test} test images)")
         figures[f"fold {fold}: mean test accuracy (paper's Figures 3 to 7)"] = name
-    path = out_dir / "report.md"
-    path.write_text(markdown(result, figures))
-    return path
+    return atomic_write(out_dir / "report.md", markdown(result, figures), mode=0o644)

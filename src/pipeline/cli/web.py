@@ -13,7 +13,9 @@ from rich.table import Table
 from pipeline.cli.common import console, fail, typer_group
 from pipeline.config import get_settings
 
-users_app = typer_group("People who sign in to the web app (/app): create, list, disable, enable, set a password.")
+users_app = typer_group(
+    "People who sign in to the web app (/app): create, list, disable, enable, unlock, set a password."
+)
 index_app = typer_group("The web gallery's index over the image records (index.db in the data directory).")
 DataDirOption = Annotated[Path | None, typer.Option(help="The service's data directory; default: $GORE_DATA_DIR.")]
 SHELL = "gore-censor users (shell)"
@@ -100,6 +102,18 @@ def disable(name: Annotated[str, typer.Argument(help="The user's name.")], data_
 def enable(name: Annotated[str, typer.Argument(help="The user's name.")], data_dir: DataDirOption = None) -> None:
     """Let a disabled user sign in again."""
     _set_disabled(name, False, data_dir)
+
+
+@users_app.command("unlock")
+def unlock(name: Annotated[str, typer.Argument(help="The user's name.")], data_dir: DataDirOption = None) -> None:
+    """Let a user sign in again at once after too many wrong passwords (the lock lasts 15 minutes)."""
+    people = _people(data_dir)
+    try:
+        people.unlock(people.user_named(name).id)
+    except KeyError:
+        fail(f"no user {name!r}")
+    _audit(data_dir, "user unlocked", repr(name))
+    console.print(f"unlocked {name!r}: they may sign in again")
 
 
 @users_app.command("password")

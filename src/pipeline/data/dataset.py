@@ -20,6 +20,8 @@ from PIL import Image, ImageOps
 from pydantic import BaseModel, Field, PrivateAttr
 from sklearn.model_selection import train_test_split
 
+from pipeline.files import atomic_write
+
 ATTRIBUTES = ("Gore", "Blood", "Wound", "Burn")
 MANIFEST = "dataset.json"
 Split = Literal["train", "validation", "test"]
@@ -61,9 +63,8 @@ class Dataset(BaseModel):
     def save(self, folder: Path | None = None) -> Path:
         if folder is not None:
             self._root = Path(folder)
-        path = self.root / MANIFEST
-        path.write_text(self.model_dump_json(indent=1))
-        return path
+        # Whole or not at all: a crash or a full disk mid-write must not lose every label.
+        return atomic_write(self.root / MANIFEST, self.model_dump_json(indent=1), mode=0o644)
 
     @property
     def root(self) -> Path:

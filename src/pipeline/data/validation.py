@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PIL import Image
 
 from pipeline.data.dataset import Dataset
-from pipeline.data.formats.via import Problem, check_entry, via_entries
+from pipeline.data.formats.via import Problem, check_entry, read_project, via_entries
 
 
 def validate_via(project_path: Path, images_dir: Path) -> list[Problem]:
     try:
-        entries = via_entries(json.loads(Path(project_path).read_text()))
+        entries = via_entries(read_project(project_path))
     except (OSError, ValueError) as error:
         return [Problem(str(project_path), f"not a readable VIA project ({error})")]
-    problems = [p for entry in entries for p in check_entry(entry, Path(images_dir))]
-    labels = {bool(entry.get("regions")) for entry in entries}
+    problems = [p for entry in entries for p in check_entry(entry, Path(images_dir))[0]]
+    labels = {bool(entry.regions) for entry in entries}
     problems += _empty_classes(labels, str(project_path))
     return problems
 

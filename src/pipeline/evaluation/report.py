@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.files import atomic_write
+
 Row = dict[str, float | str]
 
 
@@ -32,6 +34,4 @@ class Report:
 
     def write(self, out_dir: Path) -> Path:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        path = Path(out_dir) / "report.md"
-        path.write_text(self.markdown())
-        return path
+        return atomic_write(Path(out_dir) / "report.md", self.markdown(), mode=0o644)

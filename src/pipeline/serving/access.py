@@ -3,6 +3,7 @@
     ingest    submit images (POST /censor, /censor/batch)
     analyst   read records, censored copies and masks; review; reveal an original (logged)
     annotator rank a pool of unlabelled images and give labels (POST /annotation/next, /labels)
+    metrics   read /metrics, when GORE_METRICS_OPEN is false (a Prometheus scraper's token)
     admin     everything, and tokens and the audit log
 
 Tokens are random, shown once, and stored as their SHA-256 (they carry 256 bits, so no slow
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from anyio import to_thread
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -32,10 +34,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 
-Role = Literal["ingest", "analyst", "annotator", "admin"]
-ROLES: tuple[Role, ...] = ("ingest", "analyst", "annotator", "admin")
+Role = Literal["ingest", "analyst", "annotator", "metrics", "admin"]
+ROLES: tuple[Role, ...] = ("ingest", "analyst", "annotator", "metrics", "admin")
 TOKEN_PREFIX = "gc_"
 DATABASE = "access.db"
+MOST_SECRET_CHARS = 200  # Ours are 46; a longer one is not worth a lookup.
 
 # (method or "*", path pattern, roles any of which may); first match wins; None: open to all.
 # Admin may everything. A route nobody listed needs admin: deny by default.
@@ -85,8 +88,10 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def allowed_roles(method: str, path: str) -> tuple[Role, ...] | None:
+def allowed_roles(method: str, path: str, metrics_open: bool = True) -> tuple[Role, ...] | None:
     """The roles that may make this request (admin always may); None: anyone, without a token."""
+    if path == "/metrics" and not metrics_open:
+        return ("metrics",)
     for rule_method, pattern, roles in RULES:
         if rule_method in ("*", method) and pattern.fullmatch(path):
             return roles
@@ -209,17 +214,20 @@ def principal(scope: Scope) -> Token:
 class AccessGuard:
     """ASGI middleware: 401 without a known token, 403 without the route's role."""
 
-    def __init__(self, app: ASGIApp, store: AccessStore) -> None:
-        self.app, self.store = app, store
+    def __init__(self, app: ASGIApp, store: AccessStore, metrics_open: bool = True) -> None:
+        self.app, self.store, self.metrics_open = app, store, metrics_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        roles = allowed_roles(scope["method"], scope["path"])
+        roles = allowed_roles(scope["method"], scope["path"], self.metrics_open)
         if roles is None:
             return await self.app(scope, receive, send)
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
-        token = self.store.authenticate(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+        secret = secret.strip()
+        token = None
+        if scheme.lower() == "bearer" and secret and len(secret) <= MOST_SECRET_CHARS:
+            token = await to_thread.run_sync(self.store.authenticate, secret)  # SQLite: off the event loop.
         if token is None:
             error = "send a valid API token: `Authorization: Bearer <token>` (see README: access control)"
             headers = {"WWW-Authenticate": 'Bearer realm="gore-censor"'}

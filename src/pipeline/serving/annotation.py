@@ -33,6 +33,7 @@ from pipeline.active_learning.labels import LabelFormat, ingest_labels, labelled
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
 from pipeline.data.dataset import MANIFEST, Dataset
 from pipeline.data.formats.folders import image_files
+from pipeline.data.formats.via import MOST_IMAGE_BYTES
 from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
 from pipeline.serving.censorer import Censorer, Upload
 from pipeline.serving.database import Database
@@ -125,10 +126,17 @@ CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
 
 
 class AnnotationDesk:
-    def __init__(self, root: Path | None, data_dir: Path, most_pool_images: int, chunk: int) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        data_dir: Path,
+        most_pool_images: int,
+        chunk: int,
+        most_image_bytes: int = MOST_IMAGE_BYTES,
+    ) -> None:
         self.root = None if root is None else Path(root)
         self.database = Database(Path(data_dir) / DATABASE, SCHEMA)
-        self.most_pool_images, self.chunk = most_pool_images, chunk
+        self.most_pool_images, self.chunk, self.most_image_bytes = most_pool_images, chunk, most_image_bytes
         self._lock = threading.Lock()
         # Each pool file's answer, by (path, size, modification time, models, options): a pool is
         # read and hashed once, not on every ranking (the labelling page ranks on every visit).
@@ -172,7 +180,9 @@ class AnnotationDesk:
         skipped: list[str] = []
         for start in range(0, len(fresh), self.chunk):
             chunk = fresh[start : start + self.chunk]
-            outcomes = await censorer.censor([Upload(path, path.name) for path, _ in chunk], options)
+            # Each pool file is read only as a regular file inside the pool: a pipe or a link is skipped, saying why.
+            uploads = [Upload(Path(path.name), path.name, root=path.parent) for path, _ in chunk]
+            outcomes = await censorer.censor(uploads, options)
             for (_, key), outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome, Conflict) or (isinstance(outcome, PipelineError) and outcome.retry_after_s):
                     raise outcome  # The deployment cannot rank now: say so, not "every file skipped".
@@ -236,7 +246,7 @@ class AnnotationDesk:
             with self._writing(out):
                 before = _labels(out)
                 try:
-                    made, problems = ingest_labels(source, images, out, fmt)
+                    made, problems = ingest_labels(source, images, out, fmt, self.most_image_bytes)
                 except (ValueError, KeyError, UnicodeDecodeError) as error:
                     raise InvalidRequest(f"these {fmt} labels cannot be read: {error}") from None
         taken = sum(1 for s in made.samples if before.get(s.image) != s.gore)
@@ -257,7 +267,7 @@ class AnnotationDesk:
     ) -> LabelDecision:
         """One label from the labelling page: into the data set, and recorded with the reveal."""
         images = self.folder(pool, must_exist=True)
-        if Path(file).name != file or not (images / file).is_file():
+        if Path(file).name != file or not (images / file).is_file() or (images / file).is_symlink():
             raise NotFound(f"no image {file!r} in pool {pool!r}")
         row = f"image,label\n{_csv_field(file)},{'gore' if gore else 'not_gore'}\n".encode()
         answer = self.take_labels(row, "csv", pool, dataset)
@@ -327,7 +337,7 @@ def _file_keys(paths: list[Path], models: str) -> list[tuple]:
     keys = []
     for path in paths:
         try:
-            stat = path.stat()
+            stat = path.lstat()  # A link is not followed, not even to look at it.
             keys.append((str(path), stat.st_size, stat.st_mtime_ns, models))
         except OSError:  # Gone since listed: asked again, it fails as an unreadable file.
             keys.append((str(path), -1, -1, models))

@@ -25,7 +25,8 @@ import numpy as np
 from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
-from pipeline.errors import Conflict, InvalidImage, PipelineError, UploadTooLarge
+from pipeline.errors import Conflict, PipelineError, UploadTooLarge
+from pipeline.files import read_inside, read_regular
 from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
@@ -47,18 +48,24 @@ NO_SAMPLING = "uncertainty needs the Classifier service's inference-dropout pass
 @dataclass(frozen=True)
 class Upload:
     source: Path | bytes
-    """A spooled upload on disk, or bytes in memory."""
+    """A spooled upload on disk, bytes in memory, or a file relative to `root`."""
     filename: str
+    root: Path | None = None
+    """Set for files from a server-side folder (jobs, annotation pools): `source` is relative to it
+    and is read only as a regular file inside it, no link followed (pipeline.files)."""
 
     def read(self, max_bytes: int) -> bytes:
-        """The bytes, unless there are too many: a huge upload is never read into memory."""
-        try:
-            size = self.source.stat().st_size if isinstance(self.source, Path) else len(self.source)
-            if size > max_bytes:
-                raise UploadTooLarge(f"{self.filename}: {size:,} bytes is over the upload limit of {max_bytes:,} bytes")
-            return self.source.read_bytes() if isinstance(self.source, Path) else self.source
-        except OSError as error:  # A listed file that went away, a folder, no permission.
-            raise InvalidImage(f"{self.filename}: cannot be read ({error.strerror or error})") from None
+        """The bytes, unless there are too many: a huge file is refused, never read whole. Blocks on
+        disk: call it in a worker thread."""
+        if isinstance(self.source, bytes):
+            if len(self.source) > max_bytes:
+                raise UploadTooLarge(
+                    f"{self.filename}: {len(self.source):,} bytes is over the upload limit of {max_bytes:,} bytes"
+                )
+            return self.source
+        if self.root is not None:
+            return read_inside(self.root, self.source.as_posix(), max_bytes, self.filename, "upload limit")
+        return read_regular(self.source, max_bytes, self.filename, "upload limit")
 
 
 @dataclass
@@ -181,16 +188,14 @@ class Censorer:
         slots: dict[str, list[int]] = {}
         pixels = 0
         for index, upload in enumerate(uploads):
-            try:
-                data = upload.read(self.views.limits.max_bytes)
+            try:  # Reading, hashing and counting a file's pixels block: in a worker thread, not the event loop.
+                data, image_id, size = await to_thread.run_sync(self._read, upload)
             except PipelineError as error:
                 outcomes[index] = error
                 continue
-            image_id = content_id(data)  # Known before decoding: the store may already know the image.
             if image_id in chunk:  # The same bytes twice in one chunk: work once.
                 slots[image_id].append(index)
                 continue
-            size = declared_pixels(data)
             full = len(chunk) >= self.capacity.chunk_images or pixels + size > self.capacity.admission.max_pixels
             if chunk and full:
                 await start(chunk, slots, pixels)
@@ -203,6 +208,13 @@ class Censorer:
             await start(chunk, slots, pixels)
         await asyncio.gather(*running)
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def _read(self, upload: Upload) -> tuple[bytes, str, int]:
+        """The bytes, their id (known before decoding: the store may know the image) and the pixels
+        decoding them may hold, from their headers (an upper bound: decoding refuses any more)."""
+        limits = self.views.limits
+        data = upload.read(limits.max_bytes)
+        return data, content_id(data), declared_pixels(data, limits.max_frames)
 
     async def _chunk(
         self,

@@ -20,6 +20,7 @@ from pipeline.serving.access import AccessGuard, AccessStore
 from pipeline.serving.annotation import AnnotationDesk
 from pipeline.serving.censorer import Capacity, Censorer, Upload
 from pipeline.serving.http import (
+    MOST_LABEL_BYTES,
     JSONErrors,
     PathAliases,
     admin_app,
@@ -35,7 +36,7 @@ from pipeline.serving.jobs import JobRunner, JobStore
 from pipeline.serving.openapi import OpenAPIExtension
 from pipeline.serving.resilience import DRAINING, Probes, with_retries
 from pipeline.serving.schemas import BatchItem, CensorResult
-from pipeline.serving.upload_guard import FormSpec, UploadGuard
+from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
 from pipeline.serving.views import Defaults, Limits, Views
 
 FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False, "uncertainty": False, "cascade": False}
@@ -73,7 +74,11 @@ class Entry:
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
         access, jobs = AccessStore.in_data_dir(settings.data_dir), JobStore.in_data_dir(settings.data_dir)
         annotation = AnnotationDesk(
-            settings.annotation_root, settings.data_dir, settings.annotation_max_pool, settings.max_batch_images
+            settings.annotation_root,
+            settings.data_dir,
+            settings.annotation_max_pool,
+            settings.max_batch_images,
+            settings.max_upload_bytes,
         )
         return cls(settings, store, access, jobs, annotation, views, Capacity.from_settings(settings))
 
@@ -104,7 +109,8 @@ class Entry:
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
 
     def middleware(self) -> list[tuple[type, dict[str, Any]]]:
-        """In the order they run: JSON errors, probes and draining, the API description, tokens, uploads."""
+        """In the order they run: JSON errors, probes and draining, body limits, the API description,
+        tokens, uploads."""
         limit = self.settings.max_upload_bytes
         forms = {
             "/censor": FormSpec({"image": True, **FORM_TEXT_FIELDS}, limit + FORM_SLACK_BYTES, FORM_FLAGS),
@@ -114,12 +120,14 @@ class Entry:
                 FORM_FLAGS,
             ),
         }
+        bodies = {"/annotation/labels": MOST_LABEL_BYTES, WEB_PREFIX + "/upload/file": limit}
         return [
             (JSONErrors, {"html_prefixes": (WEB_PREFIX + "/",)}),
             (PathAliases, {"aliases": {"/jobs": "/jobs/", WEB_PREFIX: WEB_PREFIX + "/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
+            (BodyLimit, {"default": self.settings.max_body_bytes, "limits": bodies, "skip": frozenset(forms)}),
             (OpenAPIExtension, {"most_files": self.settings.max_batch_images}),
-            (AccessGuard, {"store": self.access}),
+            (AccessGuard, {"store": self.access, "metrics_open": self.settings.metrics_open}),
             (UploadGuard, {"routes": forms}),
         ]
 

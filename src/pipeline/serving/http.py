@@ -6,6 +6,7 @@ Everything graphic is sent with `Cache-Control: no-store`, so no browser or prox
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import logging
@@ -89,8 +90,12 @@ class TokenRequest(BaseModel):
     roles: list[Role] = Field(min_length=1, description=f"Some of: {', '.join(ROLES)}.")
 
 
-def _handled(handler, query: tuple[str, ...] = ()):
-    """Client errors become their JSON answer; query parameters the route does not take are one."""
+def _handled(handler, query: tuple[str, ...] = (), body: type[BaseModel] | None = None):
+    """Client errors become their JSON answer; query parameters the route does not take are one.
+
+    `handler(request)` (or `handler(request, asked)` with `body`: the JSON body, read and
+    validated here first) is a plain function that reads files and SQLite, run in a worker
+    thread so it never blocks the event loop; or a coroutine that awaits such work itself."""
 
     async def wrapped(request: Request):
         try:
@@ -98,7 +103,10 @@ def _handled(handler, query: tuple[str, ...] = ()):
             if unknown:
                 takes = f"it takes {', '.join(query)}" if query else "it takes none"
                 raise InvalidRequest(f"unknown query parameter {unknown[0]!r}: {takes}")
-            return await handler(request)
+            arguments = (request, await _json(request, body)) if body and request.method == "POST" else (request,)
+            if inspect.iscoroutinefunction(handler):
+                return await handler(*arguments)
+            return await to_thread.run_sync(handler, *arguments)
         except PipelineError as error:
             return error_response(error)
         except ValidationError as error:
@@ -217,12 +225,12 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
             raise InvalidRequest(f"style must be black, blur or pixelate, not {style!r}")
         return style
 
-    async def metadata(request: Request):
+    def metadata(request: Request):
         record, analysis = found(request)
         return JSONResponse(views.result(record, analysis, views.defaults.options(analysis)).model_dump(mode="json"))
 
     def rendering(kind):
-        async def serve(request: Request):
+        def serve(request: Request):
             record, analysis = found(request)
             options = views.defaults.options(analysis, style=style_of(request), margin=margin_of(request))
             if analysis.segmentation is None:
@@ -232,15 +240,14 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
 
         return serve
 
-    async def original(request: Request):
+    def original(request: Request):
         record, _ = found(request)
         data, suffix = store.original(record.id)
         access.audit(principal(request.scope).name, "original served", record.id)
         return Response(data, media_type=MEDIA_TYPES.get(suffix, "application/octet-stream"), headers=NO_STORE)
 
-    async def review(request: Request):
+    def review(request: Request, asked: ReviewRequest):
         record, analysis = found(request)
-        asked = await _json(request, ReviewRequest)
         who = principal(request.scope).name
         entry = Review(verdict=asked.verdict, by=who, at=utc_now(), note=asked.note)
         record = store.merge(record.model_copy(update={"reviews": [*record.reviews, entry]}))
@@ -253,7 +260,7 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
             Route("/{image_id}/censored", _handled(rendering("censored"), query=("style", "margin"))),
             Route("/{image_id}/mask", _handled(rendering("mask"), query=("margin",))),
             Route("/{image_id}/original", _handled(original)),
-            Route("/{image_id}/review", _handled(review), methods=["POST"]),
+            Route("/{image_id}/review", _handled(review, body=ReviewRequest), methods=["POST"]),
         ],
         exception_handlers=JSON_ERRORS,
     )
@@ -262,14 +269,13 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
 def admin_app(access: AccessStore) -> Starlette:
     """Mounted under /admin: tokens and the audit log."""
 
-    async def tokens(request: Request):  # One route for both methods, so 405s list them both.
-        if request.method != "POST":
+    def tokens(request: Request, asked: TokenRequest | None = None):  # One route for both methods: 405s list both.
+        if asked is None:
             return JSONResponse([t.model_dump(mode="json") for t in access.tokens()])
-        asked = await _json(request, TokenRequest)
         made = access.create_token(asked.name, asked.roles, created_by=principal(request.scope).name)
         return JSONResponse(made.model_dump(mode="json"), status_code=201)
 
-    async def revoke_token(request: Request):
+    def revoke_token(request: Request):
         raw = request.path_params["token_id"]
         try:
             token = access.revoke(int(raw), by=principal(request.scope).name)
@@ -277,7 +283,7 @@ def admin_app(access: AccessStore) -> Starlette:
             raise NotFound(f"no token {raw}") from None
         return JSONResponse(token.model_dump(mode="json"))
 
-    async def audit(request: Request):
+    def audit(request: Request):
         wanted = request.query_params.get("format", "json")
         if wanted not in ("json", "csv"):
             raise InvalidRequest(f"format must be json or csv, not {wanted!r}")
@@ -296,7 +302,7 @@ def admin_app(access: AccessStore) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/tokens", _handled(tokens), methods=["GET", "POST"]),
+            Route("/tokens", _handled(tokens, body=TokenRequest), methods=["GET", "POST"]),
             Route("/tokens/{token_id}", _handled(revoke_token), methods=["DELETE"]),
             Route("/audit", _handled(audit, query=("format", "image_id")), methods=["GET"]),
         ],
@@ -312,17 +318,17 @@ def jobs_app(jobs: JobStore, root: Path | None) -> Starlette:
 
     async def jobs_route(request: Request):  # One route for both methods, so 405s list them both.
         if request.method != "POST":
-            return JSONResponse([j.model_dump(mode="json") for j in jobs.jobs()])
-        if root is None:
+            return JSONResponse([j.model_dump(mode="json") for j in await to_thread.run_sync(jobs.jobs)])
+        if root is None:  # Before the body is read: what this deployment cannot do, whatever was asked.
             raise Conflict("collection jobs are off here: set GORE_JOBS_ROOT to the folder they may read")
         asked = await _json(request, JobRequest)
-        made = jobs.create(asked, root, by=principal(request.scope).name)
+        made = await to_thread.run_sync(jobs.create, asked, root, principal(request.scope).name)  # Walks the folder.
         return JSONResponse(made.model_dump(mode="json"), status_code=202)
 
-    async def status(request: Request):
+    def status(request: Request):
         return JSONResponse(jobs.status(job_id(request)).model_dump(mode="json"))
 
-    async def items(request: Request):
+    def items(request: Request):
         state = request.query_params.get("state")
         if state not in (None, "pending", "working", "done", "failed"):
             raise InvalidRequest(f"state must be pending, working, done or failed, not {state!r}")
@@ -336,7 +342,7 @@ def jobs_app(jobs: JobStore, root: Path | None) -> Starlette:
         found = jobs.items(job_id(request), state=state, after=after, limit=limit)
         return JSONResponse([i.model_dump(mode="json") for i in found])
 
-    async def cancel(request: Request):
+    def cancel(request: Request):
         return JSONResponse(jobs.cancel(job_id(request)).model_dump(mode="json"))
 
     return Starlette(
@@ -363,7 +369,7 @@ def annotation_app(desk: AnnotationDesk, access: AccessStore, censorer: Callable
         asked = await _json(request, NextRequest)
         answer = await desk.next_images(asked, await censorer())
         detail = f"{asked.strategy}, k={asked.k}, pool {asked.pool!r}: {len(answer.items)} of {answer.pool}"
-        access.audit(principal(request.scope).name, "annotation queue", detail=detail)
+        await to_thread.run_sync(access.audit, principal(request.scope).name, "annotation queue", None, detail)
         return JSONResponse(answer.model_dump(mode="json"))
 
     async def labels(request: Request):
@@ -382,13 +388,13 @@ def annotation_app(desk: AnnotationDesk, access: AccessStore, censorer: Callable
         pool, dataset = query.get("pool", "pool"), query.get("dataset", "dataset")
         answer = await to_thread.run_sync(desk.take_labels, bytes(body), LABEL_MEDIA_TYPES[kind], pool, dataset)
         detail = f"{answer.taken} label(s) into {dataset!r} from pool {pool!r}; {len(answer.problems)} problem(s)"
-        access.audit(principal(request.scope).name, "annotation labels", detail=detail)
+        await to_thread.run_sync(access.audit, principal(request.scope).name, "annotation labels", None, detail)
         return JSONResponse(
             answer.model_dump(mode="json"), status_code=200 if answer.taken or not answer.problems else 422
         )
 
-    async def annotators(request: Request):
-        rates = await to_thread.run_sync(desk.reveal_rates)
+    def annotators(request: Request):
+        rates = desk.reveal_rates()
         return JSONResponse([r.model_dump(mode="json") for r in rates])
 
     return Starlette(

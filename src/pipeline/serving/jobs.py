@@ -6,7 +6,9 @@ job resumes. Each Censor worker runs a `JobRunner` that claims a chunk of pendin
 (atomically, so several workers share a job), censors them through the same pipeline as
 `POST /censor` (an image the serving models already analysed costs only its hash), and records each
 file's image id, or its error. A passing error (503, 507) puts the item back for later; a bad file
-is recorded as failed and the job goes on. Only files under `GORE_JOBS_ROOT` may be named.
+is recorded as failed and the job goes on. Only files under `GORE_JOBS_ROOT` may be named, and
+only regular files inside it are read (no link followed, no pipe or device opened: a link or a
+pipe in the folder is an item that fails and says why; see pipeline.files).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from pipeline.errors import Forbidden, NotFound, PipelineError
+from pipeline.files import walk_files
 from pipeline.serving.database import Database
 from pipeline.serving.records import utc_now
 
@@ -33,6 +36,7 @@ JobState = Literal["queued", "running", "done", "cancelled"]
 ItemState = Literal["pending", "working", "done", "failed"]
 DATABASE = "jobs.db"
 RATE_WINDOW_S = 60
+MOST_FILES = 100_000  # Files one job may list (a folder's walk stops past it).
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +49,7 @@ class JobRequest(BaseModel):
         None, description="A folder under GORE_JOBS_ROOT: every file in it, recursively."
     )
     files: list[RelativePath] | None = Field(
-        None, min_length=1, max_length=100_000, description="Files under GORE_JOBS_ROOT."
+        None, min_length=1, max_length=MOST_FILES, description="Files under GORE_JOBS_ROOT."
     )
 
     @model_validator(mode="after")
@@ -129,12 +133,7 @@ class JobStore:
             folder = inside(root, request.folder)
             if not folder.is_dir():
                 raise NotFound(f"no folder {request.folder!r} under the jobs root")
-            paths = sorted(
-                os.path.relpath(Path(here) / name, root.resolve())
-                for here, _, names in os.walk(folder)
-                for name in names
-                if not name.startswith(".")
-            )
+            paths = walk_files(root.resolve(), os.path.relpath(folder, root.resolve()), MOST_FILES)
             source = request.folder
         else:
             paths = [os.path.relpath(inside(root, f), root.resolve()) for f in request.files]
@@ -309,7 +308,7 @@ class JobRunner:
             return False
         started = utc_now()
         censorer = await self.censorer()
-        uploads = [Upload(claim.root / item.path, item.path) for item in claim.items]
+        uploads = [Upload(Path(item.path), item.path, root=claim.root) for item in claim.items]
         outcomes = await censorer.censor(uploads, censorer.options())
         rows = []
         for item, outcome in zip(claim.items, outcomes, strict=True):

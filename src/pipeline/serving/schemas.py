@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from pipeline.config import CensorStyle
 from pipeline.serving.records import Review, Verdict
@@ -21,14 +22,32 @@ class ModelTags(BaseModel):
     segmenter: str = Field(description="Model store tag of the segmenter (used only when gore is true).")
 
 
+MARGIN_STEP = 0.5
+
+
 class CensorOptions(BaseModel):
     """How one answer shows an image; the deployment's settings fill in what a request leaves out."""
 
     threshold: float = Field(ge=0.0, le=1.0, description="Gore probability at which the image is censored.")
     style: CensorStyle = Field(description="How censored pixels look: black, blur or pixelate.")
-    margin: float = Field(ge=0.0, le=8.0, description="Model pixels by which the censored region is widened.")
+    margin: float = Field(
+        ge=0.0,
+        le=8.0,
+        description=f"Model pixels by which the censored region is widened; rounded up to a multiple of {MARGIN_STEP}.",
+    )
     uncertainty: bool = Field(False, description="Run the inference-dropout passes: mean, std; doubt censors.")
     cascade: bool = Field(False, description="Also apply the thesis' cascading rule (implies uncertainty).")
+
+    @field_validator("margin")
+    @classmethod
+    def _on_the_grid(cls, margin: float) -> float:
+        return snap_margin(margin)
+
+
+def snap_margin(margin: float) -> float:
+    """A margin on the grid of MARGIN_STEP, rounded up (more censored, never less): renderings are
+    kept per margin, so a fixed set of margins keeps their number per image bounded (17)."""
+    return min(8.0, math.ceil(round(margin / MARGIN_STEP, 6)) * MARGIN_STEP)
 
 
 class CensorResult(BaseModel):

@@ -1,4 +1,5 @@
-"""ASGI middleware in front of the upload routes: size cap and form check before BentoML parses.
+"""ASGI middleware in front of the routes: size caps on every body, and the upload form checked
+before BentoML parses it.
 
 Why: Starlette spools uploads of any size before our code sees them, and BentoML 1.4.39
 answers 500 when a binary part arrives under a field name it does not expect (it tries
@@ -21,6 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.errors import UploadTooLarge
 from pipeline.serving.image_store import disk_space
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
@@ -186,3 +188,38 @@ class UploadGuard:
     @staticmethod
     async def _refuse(status: int, error: str, scope: Scope, receive: Receive, send: Send) -> None:
         await JSONResponse({"error": error}, status_code=status)(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: every request body is bounded before it is read.
+
+    A declared `Content-Length` over the route's limit is answered 413 at once, nothing read; a
+    body that streams past it (chunked, or lying about its length) stops the reading there: the
+    route's `receive` raises `UploadTooLarge`, which every route answers as 413 JSON (or the web
+    app's page). `limits` maps a path to its own limit; `skip` holds the routes `UploadGuard`
+    bounds itself (the multipart uploads)."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int], skip: frozenset[str]) -> None:
+        self.app, self.default, self.limits, self.skip = app, default, limits, skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.skip:
+            return await self.app(scope, receive, send)
+        limit = self.limits.get(scope["path"], self.default)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await JSONResponse({"error": _too_large(int(declared), limit)}, status_code=413)(
+                scope, receive, send
+            )
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise UploadTooLarge(_too_large(seen, limit))
+            return message
+
+        await self.app(scope, bounded, send)

@@ -19,7 +19,14 @@ from pipeline.imaging.encode import encode_png
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
 from pipeline.serving.image_store import ImageStore
 from pipeline.serving.records import Analysis, ImageRecord
-from pipeline.serving.schemas import DEMO_NOTICE, DRY_RUN_NOTICE, CensorOptions, CensorResult, ModelTags
+from pipeline.serving.schemas import (
+    DEMO_NOTICE,
+    DRY_RUN_NOTICE,
+    CensorOptions,
+    CensorResult,
+    ModelTags,
+    snap_margin,
+)
 from pipeline.serving.uncertainty import UncertaintyResult
 
 Kind = Literal["censored", "mask"]
@@ -177,6 +184,7 @@ class Views:
         decoded: DecodedImage | None = None,
     ) -> bytes:
         """The PNG (APNG for several frames), from the store or made now and kept."""
+        margin = snap_margin(margin)  # Kept per margin: only the grid's, so never more than a few per image.
         name = self.name(analysis, kind, style, margin)
         cached = self.store.rendering(record.id, name)
         if cached is not None:

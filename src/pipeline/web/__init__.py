@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from pipeline.errors import PipelineError
 from pipeline.serving.entry import WEB_PREFIX, Entry
 from pipeline.web import admin, gallery, labelling, me, signin, uploads
 from pipeline.web.app import HERE, INTERNAL, SecurityHeaders, Web
@@ -34,6 +35,8 @@ def web_app(entry: Entry, prefix: str = WEB_PREFIX) -> Starlette:
 
     async def refused(request: Request, error: Exception):
         """Starlette's own answers (no such route, wrong method, a form it cannot parse) as pages."""
+        if isinstance(error, PipelineError):  # Raised outside a guarded route: a body over its limit.
+            return web.error(request, "page", int(error.status), str(error), await _person(web, request))
         status = getattr(error, "status_code", 500)
         messages = {404: "no such page", 405: f"{request.method} is not allowed here", 500: INTERNAL}
         message = messages.get(status, str(getattr(error, "detail", "")) or "that request cannot be answered")
@@ -62,7 +65,7 @@ def web_app(entry: Entry, prefix: str = WEB_PREFIX) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders, static_prefix=prefix + "/static/")],
-        exception_handlers={HTTPException: refused, Exception: refused},
+        exception_handlers={HTTPException: refused, PipelineError: refused, Exception: refused},
     )
 
 

@@ -117,7 +117,8 @@ class Web:
         html = self.templates.get_template(template).render(
             person=person,
             today=today,
-            break_suggested=bool(limit and today and today.originals >= limit),
+            # Areas count too: each image uncovered in part is one more reveal that day.
+            break_suggested=bool(limit and today and today.originals + today.patched_images >= limit),
             daily_limit=limit,
             request=request,
             **context,

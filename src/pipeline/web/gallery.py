@@ -12,6 +12,7 @@ names the original's URL: no preload, no hidden image.
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -48,11 +49,28 @@ def image_response(data: bytes, media_type: str = "image/png", headers: dict[str
 
 
 def patch_answer(web: Web, person: Person, record, analysis, request: Request, where: str = "") -> Response:
-    """One area of the original at the point asked (press-and-hold), audited and counted as exposure."""
+    """One area of the original at the point asked (press-and-hold), audited and counted as exposure.
+
+    Without a confirmed reveal, the areas one person uncovers of one image are capped together at
+    GORE_WEB_PATCH_BUDGET of its first frame: enough patches would rebuild the original, and the
+    original is shown only after the confirmation. Past the cap the answer is 403 and the page
+    asks for that confirmation."""
     try:
         x, y = float(request.query_params["x"]), float(request.query_params["y"])
     except (KeyError, ValueError):
         raise InvalidRequest("send the point as ?x=<pixels>&y=<pixels> in the original's pixels") from None
+    if not math.isfinite(x) or not math.isfinite(y):
+        raise InvalidRequest("send the point as finite numbers of the original's pixels")
+    box = web.pictures.patch_box(record, analysis, x, y)
+    budget = int(web.settings.web_patch_budget * record.width * record.height)
+    confirmed = web.people.revealed(person.session_id, record.id)
+    if not confirmed and not web.people.take_patch(person.user.id, record.id, box, budget):
+        share = web.people.patched_area(person.user.id, record.id) / (record.width * record.height)
+        web.audit(person, "web: area refused (patch budget)", record.id, f"{share:.0%} uncovered{where}")
+        raise Forbidden(
+            f"You have uncovered {share:.0%} of this image area by area; areas stop at "
+            f"{web.settings.web_patch_budget:.0%}. To see more, confirm the reveal of the original."
+        )
     piece = web.pictures.patch(record, analysis, x, y)
     web.audit(person, AREA, record.id, f"at ({piece.left}, {piece.top}); {piece.gore_pixels} px{where}")
     web.people.count_exposure(person.user.id, patches=1, gore_pixels=piece.gore_pixels)

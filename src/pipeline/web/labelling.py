@@ -39,6 +39,7 @@ from starlette.routing import Route
 
 from pipeline.active_learning.strategies import STRATEGIES
 from pipeline.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from pipeline.files import FileRefused, read_inside
 from pipeline.imaging.hashes import content_id
 from pipeline.serving.access import AccessStore
 from pipeline.serving.annotation import OFF, NextAnswer, NextItem, NextRequest
@@ -192,9 +193,13 @@ def routes(web: Web) -> list[Route]:
             raise InvalidRequest("label must be gore or not_gore")
         image_id, file = check_id(field_of(form, "image_id")), field_of(form, "file")
         folder = desk.folder(queue.pool, must_exist=True)
-        if not file or Path(file).name != file or not (folder / file).is_file():
+        if not file or Path(file).name != file:
             raise NotFound(f"no image {file!r} in pool {queue.pool!r}")
-        if content_id((folder / file).read_bytes()) != image_id:
+        try:  # A regular file inside the pool only: no link followed, no pipe opened.
+            data = read_inside(folder, file, web.settings.max_upload_bytes)
+        except FileRefused:
+            raise NotFound(f"no image {file!r} in pool {queue.pool!r}") from None
+        if content_id(data) != image_id:
             raise InvalidRequest(f"{file!r} in pool {queue.pool!r} is not the image shown: reload the page")
         seen = showing(access, person.user.actor, image_id)
         if seen.since is None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 
 N, R, P, LENGTH = 2**14, 8, 1, 32  # About 50 ms and 16 MiB per hash: slow for guessing, fine for signing in.
 MIN_LENGTH = 10
+# Hashes at once per process: each takes 16 MiB and a core, so forty parallel guesses must not take
+# 640 MiB and every core; the rest wait their turn (which also slows guessing).
+HASHING = threading.BoundedSemaphore(2)
 
 
 def check_strength(password: str) -> None:
@@ -24,7 +28,8 @@ def check_strength(password: str) -> None:
 def hash_password(password: str) -> str:
     check_strength(password)
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=LENGTH)
+    with HASHING:
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=LENGTH)
     return f"scrypt${N}${R}${P}${salt.hex()}${digest.hex()}"
 
 
@@ -34,9 +39,10 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = bytes.fromhex(digest)
-        got = hashlib.scrypt(
-            password.encode()[:1024], salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-        )
+        with HASHING:
+            got = hashlib.scrypt(
+                password.encode()[:1024], salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+            )
     except ValueError:  # A malformed stored hash never verifies.
         return False
     return hmac.compare_digest(got, expected)

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.serving.access import DATABASE, ROLES, Role
@@ -26,6 +27,7 @@ from pipeline.serving.records import utc_now
 from pipeline.web.passwords import DECOY, hash_password, verify_password
 
 MAX_FAILURES, LOCK_MINUTES = 10, 15  # Then sign-in for that name waits: guessing stays slow.
+MOST_PATCHES = 200  # Distinct areas one person may uncover of one image before confirming (and the budget).
 
 
 class User(BaseModel):
@@ -68,6 +70,7 @@ class ExposureDay(BaseModel):
     blurred: int = Field(description="Originals shown blurred and greyed.")
     originals: int = Field(description="Originals revealed sharp, after confirmation.")
     patches: int = Field(description="Areas of censored regions revealed by press-and-hold.")
+    patched_images: int = Field(0, description="Images some area of which was revealed by press-and-hold.")
     gore_pixels: int = Field(description="Censored (likely-gore) pixels those reveals uncovered, in original pixels.")
 
 
@@ -86,6 +89,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS reveals (
     session_id INTEGER NOT NULL, image_id TEXT NOT NULL, until TEXT NOT NULL,
     PRIMARY KEY (session_id, image_id));
+CREATE TABLE IF NOT EXISTS patches (
+    user_id INTEGER NOT NULL, image_id TEXT NOT NULL, at TEXT NOT NULL,
+    left_px INTEGER NOT NULL, top_px INTEGER NOT NULL, width_px INTEGER NOT NULL, height_px INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS patches_user_image ON patches (user_id, image_id);
 CREATE TABLE IF NOT EXISTS exposure (
     user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
     originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
@@ -189,24 +196,33 @@ class People:
     # ---- sessions ----
 
     def sign_in(self, name: str, password: str, hours: float) -> tuple[str, User] | None:
-        """A new session's secret and its user, or None (unknown name, wrong password, disabled,
-        or too many recent failures: all look alike to the visitor)."""
-        with self._db() as db:
-            row = db.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
-        if row is None:
-            verify_password(password, DECOY)  # Same time as a known name.
-            return None
+        """A new session's secret and its user, or None: unknown name, wrong password, disabled, or
+        locked after MAX_FAILURES failures. All four cost one password hash and look alike.
+
+        The attempt is counted *before* the slow hash, in one UPDATE that increments and returns
+        the count: parallel guesses each get their own number, and those past MAX_FAILURES are
+        refused whatever the password. A success sets the count back to 0."""
         now = utc_now()
-        locked = row["locked_until"] is not None and datetime.fromisoformat(row["locked_until"]) > now
-        if locked or not verify_password(password, row["password"]) or row["disabled_at"] is not None:
-            if not locked:
-                failures = row["failures"] + 1
-                until = (now + timedelta(minutes=LOCK_MINUTES)).isoformat() if failures >= MAX_FAILURES else None
-                with self._db() as db:
-                    db.execute(
-                        "UPDATE users SET failures = ?, locked_until = ? WHERE id = ?",
-                        (0 if until else failures, until, row["id"]),
-                    )
+        with self._db() as db:
+            # A lock that has run out starts the count afresh.
+            row = db.execute(
+                "UPDATE users SET "
+                "failures = CASE WHEN locked_until <= :now THEN 1 ELSE failures + 1 END, "
+                "locked_until = CASE WHEN locked_until <= :now THEN NULL ELSE locked_until END "
+                "WHERE name = :name RETURNING *",
+                {"now": now.isoformat(), "name": name.strip()},
+            ).fetchone()
+        if row is None:
+            verify_password(password, DECOY)  # Same work as a known name.
+            return None
+        attempt = row["failures"]
+        if attempt > MAX_FAILURES:
+            verify_password(password, DECOY)  # Same work as a wrong password; the answer is the same too.
+            self._lock(row["id"], now)
+            return None
+        if not verify_password(password, row["password"]) or row["disabled_at"] is not None:
+            if attempt >= MAX_FAILURES:
+                self._lock(row["id"], now)
             return None
         secret = secrets.token_urlsafe(32)
         with self._db() as db:
@@ -229,6 +245,17 @@ class People:
                 ),
             )
         return secret, self._user(row)
+
+    def _lock(self, user_id: int, now: datetime) -> None:
+        """Locked for LOCK_MINUTES from the failure that reached the limit (not extended by later ones)."""
+        until = (now + timedelta(minutes=LOCK_MINUTES)).isoformat()
+        with self._db() as db:
+            db.execute("UPDATE users SET locked_until = COALESCE(locked_until, ?) WHERE id = ?", (until, user_id))
+
+    def unlock(self, user_id: int) -> None:
+        """Sign-in open again at once (an admin locked out by guesses; `gore-censor users unlock`)."""
+        with self._db() as db:
+            db.execute("UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?", (user_id,))
 
     def person(self, secret: str) -> Person | None:
         """The live session with this secret and its enabled user, or None."""
@@ -270,6 +297,41 @@ class People:
             ).fetchone()
         return row is not None and datetime.fromisoformat(row["until"]) > utc_now()
 
+    # ---- partial reveal ----
+
+    def take_patch(self, user_id: int, image_id: str, box: tuple[int, int, int, int], budget_px: int) -> bool:
+        """Record that this person uncovers `box` (left, top, width, height) of the image, unless the
+        area their patches of it cover together would pass `budget_px`: then False, nothing recorded.
+        Checked and recorded in one transaction, so parallel presses cannot each slip under it."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            boxes = [
+                tuple(row)
+                for row in db.execute(
+                    "SELECT left_px, top_px, width_px, height_px FROM patches WHERE user_id = ? AND image_id = ?",
+                    (user_id, image_id),
+                )
+            ]
+            before = union_area(boxes)
+            after = union_area([*boxes, box])
+            if after > budget_px or (after > before and len(boxes) >= MOST_PATCHES):
+                return False
+            if after > before:  # An area already uncovered costs nothing more and is not kept twice.
+                db.execute(
+                    "INSERT INTO patches (user_id, image_id, at, left_px, top_px, width_px, height_px) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (user_id, image_id, utc_now().isoformat(), *box),
+                )
+        return True
+
+    def patched_area(self, user_id: int, image_id: str) -> int:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT left_px, top_px, width_px, height_px FROM patches WHERE user_id = ? AND image_id = ?",
+                (user_id, image_id),
+            ).fetchall()
+        return union_area([tuple(row) for row in rows])
+
     # ---- exposure ----
 
     def count_exposure(
@@ -289,7 +351,9 @@ class People:
         """Newest day first; one user's, or everyone's."""
         since = (utc_now().date() - timedelta(days=days - 1)).isoformat()
         query = (
-            "SELECT u.name AS user, e.day, e.blurred, e.originals, e.patches, e.gore_pixels FROM exposure e "
+            "SELECT u.name AS user, e.day, e.blurred, e.originals, e.patches, e.gore_pixels, "
+            "(SELECT COUNT(DISTINCT p.image_id) FROM patches p WHERE p.user_id = e.user_id "
+            "AND substr(p.at, 1, 10) = e.day) AS patched_images FROM exposure e "
             "JOIN users u ON u.id = e.user_id WHERE e.day >= ?"
         )
         args: list = [since]
@@ -303,3 +367,16 @@ class People:
         for day in self.exposure(user_id, days=1):
             return day
         return ExposureDay(user="", day=utc_now().date(), blurred=0, originals=0, patches=0, gore_pixels=0)
+
+
+def union_area(boxes: list[tuple[int, int, int, int]]) -> int:
+    """Pixels covered by any of these (left, top, width, height) boxes, overlaps counted once."""
+    if not boxes:
+        return 0
+    edges = np.array([(left, top, left + width, top + height) for left, top, width, height in boxes], np.int64)
+    xs, ys = np.unique(edges[:, [0, 2]]), np.unique(edges[:, [1, 3]])
+    cx, cy = xs[:-1, None], ys[None, :-1]  # Every cell of the grid the edges make, by its corner.
+    covered = np.zeros((len(xs) - 1, len(ys) - 1), bool)
+    for x0, y0, x1, y1 in edges:
+        covered |= (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+    return int((np.diff(xs)[:, None] * np.diff(ys)[None, :] * covered).sum())

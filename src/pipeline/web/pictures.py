@@ -179,8 +179,8 @@ class Pictures:
         mask = first_frame(self.views.rendering(record, analysis, "mask", "black", self.views.defaults.margin))
         return int(np.count_nonzero(mask))
 
-    def patch(self, record: ImageRecord, analysis: Analysis, x: float, y: float) -> Patch:
-        """A square of the original around (x, y) (original pixels, first frame)."""
+    def patch_box(self, record: ImageRecord, analysis: Analysis, x: float, y: float) -> tuple[int, int, int, int]:
+        """The square of the original around (x, y) a patch shows: left, top, width, height."""
         if self.treatment(record, analysis) != "censored":
             raise Forbidden("only a censored image's regions can be revealed in part")
         if not (0 <= x < record.width and 0 <= y < record.height):
@@ -188,8 +188,13 @@ class Pictures:
         side = max(16, round(self.patch_fraction * min(record.width, record.height)))
         left = int(min(max(0, x - side / 2), max(0, record.width - side)))
         top = int(min(max(0, y - side / 2), max(0, record.height - side)))
+        return left, top, min(side, record.width - left), min(side, record.height - top)
+
+    def patch(self, record: ImageRecord, analysis: Analysis, x: float, y: float) -> Patch:
+        """A square of the original around (x, y) (original pixels, first frame)."""
+        left, top, width, height = self.patch_box(record, analysis, x, y)
         frame = self._decoded(record).frames[0]
-        piece = frame[top : top + side, left : left + side]
+        piece = frame[top : top + height, left : left + width]
         mask = first_frame(self.views.rendering(record, analysis, "mask", "black", self.views.defaults.margin))
-        gore = int(np.count_nonzero(mask[top : top + side, left : left + side]))
+        gore = int(np.count_nonzero(mask[top : top + height, left : left + width]))
         return Patch(left, top, piece.shape[1], piece.shape[0], encode_png(piece), gore)

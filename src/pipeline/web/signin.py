@@ -11,13 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pipeline.errors import PipelineError
 from pipeline.serving.access import ROLES
 from pipeline.web.app import SESSION_COOKIE, SIGNIN_COOKIE, Web, field_of, guarded, read_form, safe_next
 from pipeline.web.people import Person
+from pipeline.web.throttle import RateLimit
 
 
 def routes(web: Web) -> list[Route]:
     cookie_path = web.url("/")
+    throttle = RateLimit(web.settings.web_signin_per_minute)
 
     def form_page(request: Request, error: str | None = None, status: int = 200) -> Response:
         token = secrets.token_urlsafe(32)
@@ -39,17 +42,25 @@ def routes(web: Web) -> list[Route]:
             if await _signed_in(request):
                 return web.redirect("/gallery")
             return form_page(request)
-        form = await read_form(request)
+        wait = throttle.take(request.client.host if request.client else "unknown")
+        if wait:  # Before the form is even read: an address guessing fast gets no answer about passwords.
+            page = form_page(request, f"Too many sign-in attempts from your address; try again in {wait:.0f} s.", 429)
+            page.headers["Retry-After"] = str(max(1, round(wait)))
+            return page
+        try:
+            form = await read_form(request)
+        except PipelineError as error:  # A body over the limit.
+            return form_page(request, str(error), int(error.status))
         sent, expected = field_of(form, "csrf"), request.cookies.get(SIGNIN_COOKIE, "")
         if not (sent and expected and hmac.compare_digest(sent.encode(), expected.encode())):
             return form_page(request, "The sign-in form expired; please try again.", 403)
         name, password = field_of(form, "name"), field_of(form, "password")
         signed = await _run(web.people.sign_in, name, password, web.settings.web_session_hours)
         if signed is None:
-            web.entry.access.audit(f"web:{name[:100]}", "sign-in failed")
+            await _run(web.entry.access.audit, f"web:{name[:100]}", "sign-in failed")
             return form_page(request, "That name and password do not match an enabled user.", 401)
         secret, user = signed
-        web.entry.access.audit(user.actor, "signed in")
+        await _run(web.entry.access.audit, user.actor, "signed in")
         target = safe_next(web, field_of(form, "next"))
         if target == web.url("/gallery") and not user.may("analyst"):  # Start where their roles may go.
             target = web.url(user.start_page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -70,7 +71,7 @@ def routes(web: Web) -> list[Route]:
         [outcome] = await censorer.censor([Upload(bytes(data), filename)], censorer.options())
         if isinstance(outcome, PipelineError):
             raise outcome
-        web.audit(person, "web: uploaded", outcome.id, filename)
+        await run_in_threadpool(web.audit, person, "web: uploaded", outcome.id, filename)  # SQLite: off the loop.
         result = UploadResult(
             id=outcome.id,
             filename=filename,

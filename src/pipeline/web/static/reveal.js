@@ -50,7 +50,19 @@
         credentials: "same-origin",
         cache: "no-store",
       });
-      if (!answer.ok) return;
+      if (!answer.ok) {
+        if (answer.status === 403) {
+          // Past the share of the image areas may uncover: say so, and offer the confirmation.
+          const said = await answer.json().catch(() => ({}));
+          const step = document.getElementById("step");
+          if (step && said.error) step.textContent = said.error;
+          const confirm = document.getElementById("confirm");
+          if (confirm) confirm.focus();
+          holding = false;
+          wanted = null;
+        }
+        return;
+      }
       const head = (name) => Number(answer.headers.get(name));
       const blob = await answer.blob();
       bump("patches", 1);
