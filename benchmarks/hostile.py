@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import platform
 import secrets
 import statistics
@@ -22,7 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 from loadgen import Served
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -40,11 +43,26 @@ from attacks import (  # noqa: E402
     share_seen,
     sign_in_attempt,
     signed_in,
-    unique_red,
 )
 from hostile_files import HOSTILE  # noqa: E402
 
 from pipeline.web.people import MAX_FAILURES, People  # noqa: E402
+
+
+def gore_image(url: str, headers: dict[str, str], first_seed: int) -> dict:
+    """A synthetic wound-like picture (the demo data's generator) the served models call gore."""
+    from pipeline.data.synthetic import background, draw_wound
+
+    for seed in range(first_seed, first_seed + 40):
+        rng = np.random.default_rng(seed)
+        pixels = background(rng, 480, {})
+        draw_wound(rng, pixels)
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, "PNG")
+        answer, _ = post_image(url, headers, f"wound{seed}.png", out.getvalue())
+        if answer.json().get("gore") and answer.json().get("censored"):
+            return answer.json()
+    raise RuntimeError("no synthetic wound was called gore by these models")
 
 
 class Sampler:
@@ -189,8 +207,7 @@ def main() -> None:
         row("25 sign-ins from one address", burst)
 
         def presses() -> str:
-            posted, _ = post_image(url, token["ingest"], "hold.png", unique_red(401))
-            image = posted.json()
+            image = gore_image(url, token["ingest"], 100)
             client, csrf = signed_in(url, "ana")
             boxes, refused = press_everywhere(client, csrf, image["id"], image["width"], image["height"])
             seen = share_seen(boxes, image["width"], image["height"])
@@ -199,8 +216,7 @@ def main() -> None:
         row("press-and-hold all over a censored image", presses)
 
         def margins() -> str:
-            posted, _ = post_image(url, token["ingest"], "m.png", unique_red(77))
-            image = posted.json()["id"]
+            image = gore_image(url, token["ingest"], 200)["id"]
             for i in range(40):
                 httpx.get(f"{url}/images/{image}/mask?margin={i * 0.19:.2f}", headers=token["analyst"], timeout=60)
             kept = len(list((folders.data / "images" / image).glob("mask-*.png")))

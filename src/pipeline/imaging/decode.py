@@ -18,6 +18,7 @@ path only silences its warning, having enforced a stricter limit first.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -106,7 +107,9 @@ def decode_upload(
         # Our limit below is checked before any decompression; Pillow's warning would only repeat it.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: refused or shown below.
-        image = _open(data, filename)
+        if is_gif(data):  # Before Pillow reads it: opening alone keeps every comment block, one object each.
+            gif_frames(data, filename, max_frames)
+        image = _open(data, filename, max_pixels)
         try:
             frames, durations, size = _frames(
                 image, data, filename, max_pixels=max_pixels, max_frames=max_frames, at_least=at_least
@@ -133,19 +136,22 @@ def declared_pixels(data: bytes, max_frames: int = 10_000) -> int:
     0 when it is no accepted image (decoding will say what is wrong). An upper bound of what
     decoding may materialise: a frame of another size is refused, never decoded."""
     try:
+        gif = len(gif_frames(data, "upload", max_frames)) if is_gif(data) else None  # Before Pillow reads a block.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(ACCEPTED))
-            return image.size[0] * image.size[1] * _frame_count(image, data, "upload", max_frames)
+            return image.size[0] * image.size[1] * (gif or _frame_count(image, data, "upload", max_frames))
     except Exception:  # Pillow raises many types for broken files; decoding will say what is wrong.
         return 0
 
 
-def _open(data: bytes, filename: str) -> Image.Image:
+def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=list(ACCEPTED))
-    except Image.DecompressionBombError as exc:
-        raise UploadTooLarge(f"{filename}: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own, looser check, on the header: our words.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow opens"
+        raise UploadTooLarge(f"{filename}: its header declares {declared}, over the limit of {max_pixels:,}") from None
     except UnidentifiedImageError:
         pass
     except Exception as exc:  # Pillow raises many types for broken files.
@@ -175,6 +181,10 @@ def _frame_count(image: Image.Image, data: bytes, filename: str, max_frames: int
                 return page
         raise UploadTooLarge(f"{filename}: more than {max_frames:,} pages is over the limit of {max_frames:,} frames")
     return int(getattr(image, "n_frames", 1))  # PNG/APNG, WebP, AVIF: declared in a header.
+
+
+def is_gif(data: bytes) -> bool:
+    return data[:6] in (b"GIF87a", b"GIF89a")
 
 
 def gif_frames(data: bytes, filename: str, max_frames: int) -> list[tuple[int, int, int, int]]:
@@ -258,12 +268,22 @@ def _frames(
             )
         image.load()
         # Stills and pages are shown upright by their EXIF orientation; animation players ignore it.
-        frames.append(to_srgb(image if animated else ImageOps.exif_transpose(image)))
+        frames.append(to_srgb(image if animated else _upright(image, single=count == 1)))
         if animated:
             durations.append(int(image.info.get("duration") or DEFAULT_FRAME_MS))
     if min(frames[0].shape[:2]) < 1:
         raise InvalidImage(f"{filename}: the image has no pixels")
     return frames, durations, size
+
+
+def _upright(image: Image.Image, single: bool) -> Image.Image:
+    """Turned by its EXIF orientation; a still image in place (no second copy of 80 million pixels)."""
+    if image.getexif().get(ORIENTATION, 1) == 1:
+        return image
+    if single:
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
+    return ImageOps.exif_transpose(image)  # Pages: the file's next page is read into the same object.
 
 
 def to_srgb(frame: Image.Image) -> np.ndarray:
@@ -282,7 +302,7 @@ def to_srgb(frame: Image.Image) -> np.ndarray:
         rgba = frame.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         frame = Image.alpha_composite(background, rgba)
-    return np.asarray(frame.convert("RGB"), dtype=np.uint8)
+    return np.asarray(frame if frame.mode == "RGB" else frame.convert("RGB"), dtype=np.uint8)  # No copy to spare.
 
 
 def _eight_bit(frame: Image.Image) -> Image.Image:

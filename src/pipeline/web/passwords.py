@@ -9,13 +9,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 N, R, P, LENGTH = 2**14, 8, 1, 32  # About 50 ms and 16 MiB per hash: slow for guessing, fine for signing in.
 MIN_LENGTH = 10
-# Hashes at once per process: each takes 16 MiB and a core, so forty parallel guesses must not take
-# 640 MiB and every core; the rest wait their turn (which also slows guessing).
-HASHING = threading.BoundedSemaphore(2)
+# Every hash runs on one of two threads: each takes 16 MiB and a core, so forty parallel guesses
+# must not take 640 MiB and every core (the rest wait their turn, which also slows guessing). Two
+# threads, not any two: glibc keeps a freed 16 MiB buffer in the allocating thread's arena, so
+# hashing on forty threads left about 240 MB behind (`make hostile`); on two, at most two buffers.
+HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hash")
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return HASHER.submit(hashlib.scrypt, password, salt=salt, n=n, r=r, p=p, dklen=length).result()
 
 
 def check_strength(password: str) -> None:
@@ -28,8 +34,7 @@ def check_strength(password: str) -> None:
 def hash_password(password: str) -> str:
     check_strength(password)
     salt = secrets.token_bytes(16)
-    with HASHING:
-        digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=LENGTH)
+    digest = _scrypt(password.encode(), salt, N, R, P, LENGTH)
     return f"scrypt${N}${R}${P}${salt.hex()}${digest.hex()}"
 
 
@@ -39,10 +44,7 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = bytes.fromhex(digest)
-        with HASHING:
-            got = hashlib.scrypt(
-                password.encode()[:1024], salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-            )
+        got = _scrypt(password.encode()[:1024], bytes.fromhex(salt), int(n), int(r), int(p), len(expected))
     except ValueError:  # A malformed stored hash never verifies.
         return False
     return hmac.compare_digest(got, expected)
