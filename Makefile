@@ -7,23 +7,33 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test lint load faults bombs hostile fuzz bench bench-thesis models models-build clean
+.PHONY: install serve test lint load faults bombs hostile fuzz bench bench-thesis models demo-weights models-build clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## everything: serving, training (TensorFlow) and the test tools
 
-$(VENV)/.installed: pyproject.toml requirements.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+# Serving only (no TensorFlow): what `make serve` needs. The demo models come from the repository.
+$(VENV)/.serving: pyproject.toml requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.serving requirements-train.txt requirements-test.txt
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-serve: install
+serve: $(VENV)/.serving
 	$(BIN)/gore-censor models ensure --profile $(PROFILE)
 	GORE_PROFILE=$(PROFILE) GORE_ALLOW_UNTRAINED=$(DRY_RUN) $(BIN)/bentoml serve service:Censor --host $(HOST) -p $(PORT)
 
-models: install  ## synthetic data + DEMO models trained on it (about 5 minutes on 2 cores)
+models: install  ## synthetic data + DEMO models trained on it here (about 2 to 7 minutes on 2 cores)
 	$(BIN)/gore-censor train demo --work-dir build/demo
+
+demo-weights: install  ## the demo recipe trained afresh, its models packed into models/demo-weights (commit them)
+	rm -rf build/demo-weights
+	$(BIN)/gore-censor train demo --work-dir build/demo-weights
+	$(BIN)/gore-censor models pack-demo --work-dir build/demo-weights
 
 models-build: install
 	$(BIN)/gore-censor models build --profile $(PROFILE) --weights none
@@ -52,7 +62,7 @@ fuzz: install  ## Atheris over the upload form, the decoder, the label readers a
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 bench: install  ## demo models: both floors and the service against them, ONNX Runtime and TensorFlow (README "Speed")
-	$(BIN)/gore-censor models ensure --profile demo
+	$(BIN)/gore-censor models ensure --profile demo --keras
 	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile demo --backend $$backend; done
 
 bench-thesis: install  ## the thesis models untrained (dry run; speed does not depend on weights), both backends

@@ -14,9 +14,9 @@ from pydantic import Field
 
 with bentoml.importing():
     from pipeline.config import MOST_UNCERTAINTY_PASSES, CensorStyle, get_settings
+    from pipeline.model_store.loading import load_for_serving
     from pipeline.model_store.metadata import ModelInfo
     from pipeline.model_store.preflight import Preflight
-    from pipeline.model_store.registry import load_for_serving
     from pipeline.serving import telemetry
     from pipeline.serving.entry import Entry, ModelClients
     from pipeline.serving.resilience import DRAINING

@@ -59,7 +59,7 @@ def dropout_floor(tag: str, images: list[np.ndarray], passes: int, batch: int = 
     """Images per second of the bare inference-dropout sampler: each member's encoder once, its head
     `passes` times (what the Classifier service runs for the `uncertainty` option)."""
     from pipeline.imaging.model_input import model_batch
-    from pipeline.model_store.registry import stored_model
+    from pipeline.model_store.loading import stored_model
     from pipeline.serving.uncertainty import DropoutSampling
 
     sampling = DropoutSampling(stored_model(tag))
@@ -190,8 +190,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=96, help="Images per measurement.")
     args = parser.parse_args()
 
+    from pipeline.model_store.loading import load_for_serving, stored_model
     from pipeline.model_store.metadata import model_name
-    from pipeline.model_store.registry import load_for_serving, stored_model
 
     work = Path(tempfile.mkdtemp(prefix="gore-bench-"))
     source = ImageSource()

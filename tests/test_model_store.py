@@ -8,9 +8,10 @@ import pytest
 
 from pipeline.architectures import build_profile_model
 from pipeline.errors import ModelNotReady
-from pipeline.model_store.files import probe_images
 from pipeline.model_store.imports import load_weights_file
-from pipeline.model_store.registry import load_for_serving, register_model, stored_model
+from pipeline.model_store.loading import load_for_serving, stored_model
+from pipeline.model_store.probes import probe_images
+from pipeline.model_store.registry import register_model
 from pipeline.profiles import available_profiles, load_profile
 
 

@@ -15,8 +15,9 @@ from serving import bentoml_server, grant
 
 from pipeline.architectures import build_profile_model
 from pipeline.errors import ModelNotReady
+from pipeline.model_store.loading import backend_for, load_stored, stored_model
 from pipeline.model_store.onnx import ONNX_FILE, OnnxModel
-from pipeline.model_store.registry import backend_for, load_stored, register_model, stored_model
+from pipeline.model_store.registry import register_model
 from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
 
 SMALL = Profile(

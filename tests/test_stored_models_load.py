@@ -24,7 +24,7 @@ from images import upright
 from serving import REPO, bentoml_server, free_port, grant, serve_command
 
 from pipeline.architectures import MEMBER_ARCHITECTURES, SEGMENTER_BACKBONES
-from pipeline.model_store.files import probe_images
+from pipeline.model_store.probes import probe_images
 from pipeline.model_store.registry import ModelDoesNotLoad, register_model
 from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec
 
@@ -34,8 +34,8 @@ GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 LOAD_IN_A_FRESH_PROCESS = """
 import json, sys
 import pipeline
-from pipeline.model_store.files import probe_images
-from pipeline.model_store.registry import load_for_serving, stored_model
+from pipeline.model_store.probes import probe_images
+from pipeline.model_store.loading import load_for_serving, stored_model
 answers = {}
 for tag in sys.argv[1:]:
     try:

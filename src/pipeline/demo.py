@@ -7,9 +7,12 @@ demo profile's (`models/demo.yaml`); this recipe only says what to train in whic
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -18,7 +21,23 @@ from rich.progress import track
 from pipeline.data.dataset import Dataset
 from pipeline.data.synthetic import generate
 from pipeline.evaluation.evaluate import evaluate_classifier, evaluate_pipeline, evaluate_segmenter
+from pipeline.files import atomic_write
+from pipeline.model_store.loading import stored_metadata, stored_model
+from pipeline.model_store.metadata import model_name
+from pipeline.model_store.onnx import ONNX_FILE, OnnxModel
+from pipeline.model_store.probes import fingerprint, probe_outputs
 from pipeline.model_store.registry import register_model
+from pipeline.model_store.shipped import (
+    FOLDER,
+    MANIFEST,
+    ROLES,
+    ShippedModel,
+    ShippedWeights,
+    pack,
+    recipe_digest,
+    shipped_folder,
+    unpack,
+)
 from pipeline.profiles import load_profile
 from pipeline.training.trainers import train_member, train_segmenter, train_vote
 
@@ -127,3 +146,62 @@ def train_demo(work_dir: Path, plan: DemoPlan = DemoPlan(), console: Console | N
     }
     say(f"registered {tags} after {minutes:.1f} minutes; reports in {reports}")
     return tags
+
+
+def pack_demo(work_dir: Path, profiles_dir: Path, console: Console | None = None) -> Path:
+    """`make demo-weights`: the latest demo models of the store, their ONNX copies with int8 weights,
+    measured again on the synthetic test split `train_demo` held out, into <profiles>/demo-weights/."""
+    console = console or Console(stderr=True)
+    out = shipped_folder(profiles_dir)
+    reports = Path(work_dir) / "report-packed"
+    profile = load_profile("demo")
+    data = Dataset.load(Path(work_dir) / "data")
+    test, gore_test = data.require("test"), data.require("test", with_masks=True, gore_only=True)
+    stored = {role: stored_model(f"{model_name(role, profile.name)}:latest") for role in ROLES}
+    packed, models = {}, {}
+    with tempfile.TemporaryDirectory(prefix="gore-pack-") as staging:
+        for role, model in stored.items():
+            packed[role] = pack(Path(model.path_of(ONNX_FILE)).read_bytes())
+            path = Path(staging) / f"{role}.onnx"
+            path.write_bytes(unpack(packed[role]))
+            models[role] = OnnxModel(path, name=f"DEMO {role}, int8 weights of {model.tag}")
+        console.print("evaluating the packed models on the held-out synthetic test split")
+        threshold, seg_threshold = profile.classifier.threshold, profile.segmenter.threshold
+        classifier, segmenter = models["classifier"], models["segmenter"]
+        cls = evaluate_classifier(classifier, test, reports / "classifier", threshold=threshold, mc_passes=0)
+        seg = evaluate_segmenter(segmenter, gore_test, reports / "segmenter", threshold=seg_threshold)
+        pipe = evaluate_pipeline(
+            classifier,
+            segmenter,
+            test,
+            reports / "pipeline",
+            threshold=threshold,
+            seg_threshold=seg_threshold,
+            leaks=False,
+        )
+        common = {"data": f"SYNTHETIC ({data.name}, {len(data)} images)", "weights": "int8 per output channel"}
+        metrics = {
+            "classifier": {**common, "test": first(cls), "pipeline_test": first(pipe)},
+            "segmenter": {**common, "test": first(seg), "pipeline_test": list(pipe.tables.values())[-1]},
+        }
+        shipped = {}
+        for role, model in stored.items():
+            meta = stored_metadata(model).model_copy(
+                update={
+                    "metrics": metrics[role],
+                    "source": f"models/{FOLDER}: int8 weights of {model.tag} (DEMO, trained on synthetic data)",
+                    "fingerprint": fingerprint(probe_outputs(models[role])),
+                }
+            )
+            atomic_write(out / f"{role}.npz", packed[role], mode=0o644)
+            digest = hashlib.sha256(packed[role]).hexdigest()
+            shipped[role] = ShippedModel(file=f"{role}.npz", sha256=digest, metadata=meta)
+    made = f"{datetime.now(UTC):%Y-%m-%d}, from {', '.join(str(m.tag) for m in stored.values())}"
+    manifest = ShippedWeights(profile=profile.name, recipe=recipe_digest(profiles_dir), made=made, models=shipped)
+    atomic_write(out / MANIFEST, manifest.model_dump_json(indent=1), mode=0o644)
+    console.print(f"wrote {out}: {sum(len(p) for p in packed.values()) / 2**20:.1f} MB; reports in {reports}")
+    return out
+
+
+def first(report) -> dict:
+    return next(iter(report.tables.values()))

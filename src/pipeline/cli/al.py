@@ -251,7 +251,7 @@ def simulate(
         )
         encoder, encoder_tag = None, pick(encoder_from, "encoder_from")
         if encoder_tag:
-            from pipeline.model_store.registry import load_stored, stored_model
+            from pipeline.model_store.loading import load_stored, stored_model
 
             encoder = load_stored(stored_model(encoder_tag), "keras")
         dataset = Dataset.load(data)
@@ -333,8 +333,8 @@ def next_images(
     from pipeline.active_learning.queue import next_to_label
     from pipeline.active_learning.strategies import STRATEGIES
     from pipeline.config import get_settings
+    from pipeline.model_store.loading import load_for_serving, stored_model
     from pipeline.model_store.metadata import model_name
-    from pipeline.model_store.registry import load_for_serving, stored_model
 
     if strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}; choose from {list(STRATEGIES)}")

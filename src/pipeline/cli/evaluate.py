@@ -19,8 +19,8 @@ ThresholdOption = Annotated[
 
 def _stored(role: str, profile: str):
     """The profile's latest stored model and its metadata (untrained ones too: reports say what they measure)."""
+    from pipeline.model_store.loading import load_for_serving, stored_model
     from pipeline.model_store.metadata import model_name
-    from pipeline.model_store.registry import load_for_serving, stored_model
 
     return load_for_serving(stored_model(f"{model_name(role, profile)}:latest"), allow_untrained=True)
 

@@ -40,12 +40,28 @@ def build(profile: ProfileOption = None, weights: WeightsOption = "imagenet", on
 def ensure(
     profile: ProfileOption = None,
     work_dir: Annotated[Path, typer.Option(help="Where demo training keeps its data and runs.")] = Path("build/demo"),
+    keras: Annotated[
+        bool,
+        typer.Option(
+            help="Make sure they have a Keras copy too (the keras backend, uncertainty): demo models are then "
+            "trained here, not taken from the repository (ONNX only)."
+        ),
+    ] = False,
 ) -> None:
-    """Make sure the store holds the profile's models: demo models are trained if missing."""
-    from pipeline.model_store.registry import has_model
+    """Make sure the store holds the profile's models: demo models come from the repository (or are trained)."""
+    from pipeline.config import get_settings
+    from pipeline.errors import ModelNotReady
+    from pipeline.model_store.loading import TRAINING_EXTRAS, has_model, keras_available, stored_metadata, stored_model
+    from pipeline.model_store.metadata import model_name
+    from pipeline.model_store.shipped import FOLDER, import_shipped, read_manifest
 
     spec = profile_named(profile)
     missing = [role for role in ROLES if not has_model(role, spec.name)]
+    if keras and not missing:
+        latest = (stored_model(f"{model_name(role, spec.name)}:latest") for role in ROLES)
+        missing = [
+            role for role, stored in zip(ROLES, latest, strict=True) if "keras" not in stored_metadata(stored).backends
+        ]
     if not missing:
         console.print(f"the store holds the {spec.name} models")
         return
@@ -54,10 +70,38 @@ def ensure(
             f"the store has no {spec.name} {' or '.join(missing)}: import weights trained elsewhere with "
             f"`gore-censor models import --profile {spec.name} --classifier FILE --segmenter FILE`"
         )
+    profiles_dir = get_settings().profiles_dir
+    if not keras and read_manifest(profiles_dir) is not None:
+        try:
+            tags = import_shipped(profiles_dir)
+        except ModelNotReady as error:
+            console.print(f"[yellow]{error}; training them here instead[/]")
+        else:
+            console.print(
+                f"[bold yellow]DEMO models[/] from the repository (models/{FOLDER}: int8 weights, ONNX only; "
+                f"trained on SYNTHETIC data, not gore detectors): {', '.join(tags.values())}"
+            )
+            return
+    if not keras_available():
+        fail(f"training the demo models needs TensorFlow: {TRAINING_EXTRAS}")
     console.print("[bold yellow]no demo models in the store: training them on SYNTHETIC data[/]")
     from pipeline.demo import train_demo
 
     train_demo(work_dir, console=console)
+
+
+@models_app.command("pack-demo")
+def pack_demo_weights(
+    work_dir: Annotated[
+        Path, typer.Option(help="Where `gore-censor train demo` kept its data (the held-out test split).")
+    ] = Path("build/demo"),
+) -> None:
+    """`make demo-weights`: the store's latest demo models, int8 weights, into the repository (models/demo-weights)."""
+    from pipeline.config import get_settings
+    from pipeline.demo import pack_demo
+
+    with reported():
+        pack_demo(work_dir, get_settings().profiles_dir, console=console)
 
 
 @models_app.command("import")
@@ -90,8 +134,9 @@ def import_weights(
 @models_app.command("onnx")
 def add_onnx(profile: ProfileOption = None) -> None:
     """Give the profile's latest models an ONNX copy (stores from before ONNX Runtime): a new version each."""
+    from pipeline.model_store.loading import load_stored, stored_metadata, stored_model
     from pipeline.model_store.metadata import model_name
-    from pipeline.model_store.registry import load_stored, register_model, stored_metadata, stored_model
+    from pipeline.model_store.registry import register_model
 
     spec = profile_named(profile)
     with reported():
@@ -119,7 +164,7 @@ def check(
     backend: Annotated[str, typer.Option(help="keras, onnx, or auto (the model's own).")] = "auto",
 ) -> None:
     """Load a stored model the way a service does and check it still gives its registration outputs."""
-    from pipeline.model_store.registry import stored_model, verify_stored
+    from pipeline.model_store.loading import stored_model, verify_stored
 
     with reported():
         info = verify_stored(stored_model(tag), backend)

@@ -9,7 +9,7 @@ import tf_keras
 
 from pipeline.architectures import build_profile_model, role_spec
 from pipeline.architectures.custom_objects import keras_custom_objects
-from pipeline.model_store.files import probe_outputs
+from pipeline.model_store.probes import probe_outputs
 from pipeline.model_store.registry import ROUND_TRIP_TOLERANCE
 from pipeline.profiles import Profile, Role
 

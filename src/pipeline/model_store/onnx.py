@@ -29,10 +29,12 @@ def export_onnx(model, path: Path) -> None:
 
 
 class OnnxModel:
-    """An ONNX Runtime session with the two things the pipeline asks of a Keras model."""
+    """An ONNX Runtime session with what the pipeline and the evaluation ask of a Keras model."""
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int = 0, name: str | None = None):
         import onnxruntime as ort
+
+        self.name = name or Path(path).stem
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # Errors only: tf2onnx's resize attributes draw a warning per call.
@@ -48,3 +50,8 @@ class OnnxModel:
 
     def predict_on_batch(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.asarray(images, dtype=np.float32)})[0]
+
+    def predict(self, images: np.ndarray, batch_size: int = 16, verbose: int = 0) -> np.ndarray:
+        """Keras' `predict`, batch by batch: the evaluation code takes either."""
+        parts = [self.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0,))

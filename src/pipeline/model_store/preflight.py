@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 
 from pipeline.errors import ModelNotReady
+from pipeline.model_store.loading import servable_info, stored_model
 from pipeline.model_store.metadata import ModelInfo
-from pipeline.model_store.registry import servable_info, stored_model
 
 
 @dataclass(frozen=True)

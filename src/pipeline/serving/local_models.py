@@ -8,8 +8,8 @@ import numpy as np
 from anyio import to_thread
 
 from pipeline.config import Settings
+from pipeline.model_store.loading import load_for_serving, stored_model
 from pipeline.model_store.metadata import ModelInfo
-from pipeline.model_store.registry import load_for_serving, stored_model
 from pipeline.serving.censorer import Censorer, ModelCall, SampleCall
 from pipeline.serving.uncertainty import DropoutSampling
 

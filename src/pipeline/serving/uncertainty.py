@@ -153,8 +153,20 @@ class DropoutSampling:
         self._lock = threading.Lock()
 
     def _load(self) -> None:
+        from pipeline.model_store.loading import TRAINING_EXTRAS, keras_available, load_stored, stored_metadata
+
+        if "keras" not in stored_metadata(self.stored).backends:
+            self._refusal = (
+                f"{self.stored.tag} is stored as ONNX only (the repository's demo models are), and ONNX has no "
+                "inference dropout: uncertainty needs the Keras copy, which `make models` trains here"
+            )
+            return
+        if not keras_available():
+            self._refusal = (
+                f"uncertainty runs the Keras copy of the classifier, which needs TensorFlow: {TRAINING_EXTRAS}"
+            )
+            return
         from pipeline.architectures.uncertainty import DropoutSampler, ensemble_members, vote_weights
-        from pipeline.model_store.registry import load_stored, stored_metadata
 
         if self._model is None:
             log.info("loading the Keras copy of %s for inference-dropout passes", self.stored.tag)
