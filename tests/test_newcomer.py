@@ -156,3 +156,23 @@ from pipeline.model_store.loading import stored_metadata, stored_model
 roles = ("classifier", "segmenter")
 print(json.dumps({r: stored_metadata(stored_model(f"gore-{r}-demo:latest")).metrics for r in roles}))
 """
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "demo", "--work-dir", "unused"], ["models", "build", "--profile", "demo", "--weights", "none"]],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_what_needs_tensorflow_says_what_to_install_in_a_serving_only_install(command, tmp_path):
+    store = {"BENTOML_HOME": str(tmp_path / "store")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *command],
+        env=serving_only(store),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "needs the training extras" in said and "pip install -e '.[train]'" in said
+    assert "Traceback" not in done.stderr

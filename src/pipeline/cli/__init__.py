@@ -6,7 +6,7 @@ One Typer app, a module per command group.
 from pipeline.cli.access import audit, tokens_app
 from pipeline.cli.al import al_app
 from pipeline.cli.censor import censor
-from pipeline.cli.common import typer_group
+from pipeline.cli.common import needs_training_extras, typer_group
 from pipeline.cli.data import data_app
 from pipeline.cli.evaluate import evaluate_app
 from pipeline.cli.jobs import job
@@ -27,4 +27,11 @@ app.command()(audit)
 app.add_typer(users_app, name="users")
 app.add_typer(index_app, name="index")
 
-__all__ = ["app"]
+
+def main() -> None:
+    """The `gore-censor` command: what needs the training extras says so when they are missing."""
+    with needs_training_extras():
+        app()
+
+
+__all__ = ["app", "main"]

@@ -1,5 +1,5 @@
 """`python -m pipeline.cli`: what the model services' start-up check runs."""
 
-from pipeline.cli import app
+from pipeline.cli import main
 
-app()
+main()

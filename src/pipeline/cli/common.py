@@ -39,6 +39,23 @@ def reported() -> Iterator[None]:
         fail(str(error))
 
 
+TRAINING_MODULES = {"tensorflow", "tf_keras", "keras", "segmentation_models", "albumentations", "tf2onnx", "skimage"}
+
+
+@contextmanager
+def needs_training_extras() -> Iterator[None]:
+    """A command that needs TensorFlow (training, evaluation, registering, importing weights) in a
+    serving-only install: one line saying what to install, not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAINING_MODULES:
+            raise
+        from pipeline.model_store.loading import TRAINING_EXTRAS
+
+        fail(f"this command needs the training extras ({error.name} is not installed): {TRAINING_EXTRAS}")
+
+
 def profile_named(name: str | None) -> Profile:
     from pipeline.config import get_settings
 
