@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test lint load faults bombs hostile fuzz bench bench-thesis models demo-weights models-build clean
+.PHONY: install serve test docs lint load faults bombs hostile fuzz bench bench-thesis models demo-weights models-build clean
 
 install: $(VENV)/.installed  ## everything: serving, training (TensorFlow) and the test tools
 
@@ -73,6 +73,9 @@ bench-thesis: install  ## the thesis models untrained (dry run; speed does not d
 .PHONY: index-bench
 index-bench: install  ## the web gallery's index at 100,000 synthetic records: page 1 and page 1,000 (target < 50 ms)
 	cd benchmarks && ../$(BIN)/python index_bench.py --records 100000 --page 1000
+
+docs: install  ## the documentation site (docs/, mkdocs.yml) into build/site; `make test` builds it --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install  ## ruff: lint and formatting (part of `make test`)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.errors import PipelineError, WeightsUnavailable
 from pipeline.profiles import EncoderWeights, Profile, load_profile
@@ -26,7 +27,7 @@ DataArgument = Annotated[Path, typer.Argument(help="A data set folder holding da
 
 
 def fail(message: str) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # '[train]' is no markup.
     raise typer.Exit(code=2)
 
 
@@ -53,7 +54,11 @@ def needs_training_extras() -> Iterator[None]:
             raise
         from pipeline.model_store.loading import TRAINING_EXTRAS
 
-        fail(f"this command needs the training extras ({error.name} is not installed): {TRAINING_EXTRAS}")
+        # Outside the Typer app (it raised through it): say it, and exit as `fail` would.
+        missing = f"({error.name} is not installed)"
+        message = f"this command needs the training extras {missing}: {TRAINING_EXTRAS}"
+        console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        raise SystemExit(2) from None
 
 
 def profile_named(name: str | None) -> Profile:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import ProfileOption, WeightsOption, console, fail, profile_named, reported, typer_group
@@ -75,7 +76,7 @@ def ensure(
         try:
             tags = import_shipped(profiles_dir)
         except ModelNotReady as error:
-            console.print(f"[yellow]{error}; training them here instead[/]")
+            console.print(f"[yellow]{escape(str(error))}; training them here instead[/]")
         else:
             console.print(
                 f"[bold yellow]DEMO models[/] from the repository (models/{FOLDER}: int8 weights, ONNX only; "

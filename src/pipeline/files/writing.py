@@ -14,12 +14,16 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
-    """Write `data` to `path` whole or not at all; owner-only by default (these folders hold graphic images)."""
+def atomic_write(
+    path: Path, data: bytes | str, mode: int = 0o600, scratch: Path | None = None, flush_folder: bool = True
+) -> Path:
+    """Write `data` to `path` whole or not at all; owner-only by default (these folders hold graphic
+    images). `scratch`: where the temporary file goes (same file system; default beside `path`), for
+    a store that sweeps what a killed writer left there. `flush_folder`: also flush the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=scratch or path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(payload)
@@ -30,6 +34,8 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not flush_folder:
+        return path
     with contextlib.suppress(OSError):  # Some file systems cannot open or flush a folder.
         folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:

@@ -25,7 +25,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.errors import NotFound, StoreFull
+from pipeline.files import atomic_write
 from pipeline.serving.records import ImageRecord
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -103,18 +103,7 @@ class FileSystemStore:
         with disk_space():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.scratch, prefix=f"{path.name}.", suffix=".tmp"
-            )  # 0600, same file system
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, data, scratch=self.scratch, flush_folder=False)  # 0600, in the swept scratch
 
     @contextmanager
     def _locked(self, image_id: str) -> Iterator[None]:
