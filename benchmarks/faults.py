@@ -41,7 +41,7 @@ PHASES = [
 
 
 def check_store(data_dir: Path, answered: set[str]) -> dict[str, int]:
-    from pipeline.serving.records import ImageRecord
+    from pipeline.stores.records import ImageRecord
 
     images = data_dir / "images"
     result = Counter()

@@ -46,7 +46,7 @@ from attacks import (  # noqa: E402
 )
 from hostile_files import HOSTILE  # noqa: E402
 
-from pipeline.web.people import MAX_FAILURES, People  # noqa: E402
+from pipeline.stores.people import MAX_FAILURES, People
 
 
 def gore_image(url: str, headers: dict[str, str], first_seed: int) -> dict:
@@ -112,7 +112,7 @@ def main() -> None:
     for name in ("ana", "guessed", "locked", "wrong"):
         people.create_user(name, ["analyst", "ingest"], PASSWORD, "benchmark")
     served = Served.start(serving_env(folders, args.profile), folders.data, work / "serve.log")
-    from pipeline.serving.access import AccessStore
+    from pipeline.stores.access import AccessStore
 
     access = AccessStore.in_data_dir(folders.data)
     token = {

@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.serving.records import Analysis, ImageRecord, Review
-from pipeline.web.index import FILTERS, GalleryIndex
+from pipeline.stores.gallery import FILTERS, GalleryIndex
+from pipeline.stores.records import Analysis, ImageRecord, Review
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -71,7 +71,7 @@ class Served:
 
     @classmethod
     def start(cls, env: dict[str, str], data_dir: Path, log: Path, timeout_s: float = 600) -> Served:
-        from pipeline.serving.access import AccessStore
+        from pipeline.stores.access import AccessStore
 
         made = AccessStore.in_data_dir(data_dir).create_token("load", ["ingest", "analyst"], created_by="benchmark")
         port = free_port()

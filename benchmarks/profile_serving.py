@@ -61,7 +61,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gore-profile-bench-"))
     dataset = generate(work / "images", args.images + 1, seed=int(time.time()), size=args.size)
     files = [(work / "images" / s.image).read_bytes() for s in dataset.samples]
-    from pipeline.serving.access import AccessStore
+    from pipeline.stores.access import AccessStore
 
     made = AccessStore.in_data_dir(work / "data").create_token(
         "benchmark", ["ingest", "analyst"], created_by="benchmark"

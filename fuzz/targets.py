@@ -32,8 +32,8 @@ with atheris.instrument_imports(include=["pipeline", "PIL", "python_multipart"])
     from pipeline.files import read_inside
     from pipeline.imaging.decode import decode_upload
     from pipeline.serving.annotation import AnnotationDesk
-    from pipeline.serving.jobs import JobRequest, JobStore
     from pipeline.serving.upload_guard import FormSpec, UploadGuard
+    from pipeline.stores.jobs import JobRequest, JobStore
 
 LIMITS = {"max_bytes": 4 * 2**20, "max_pixels": 2_000_000, "max_frames": 50}
 SECRET = b"outside the root: never to be read"

@@ -47,10 +47,15 @@ def test_fpn24_efficientnetb7_has_64_235_813_parameters():
 
 
 def test_segmenter_outputs_one_probability_per_pixel():
+    """The logistic function of the head's per-pixel score, at the input's resolution."""
     model = build_segmenter("mobilenetv2", weights=None)
-    out = model.predict(np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32"), verbose=0)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    out = model.predict(images, verbose=0)
+    fpn = model.get_layer("model")
+    scores = tf_keras.Model(fpn.input, fpn.get_layer("head_conv").output)
+    logits = scores.predict(model.get_layer("preprocessing")(images).numpy(), verbose=0)
     assert out.shape == (2, 224, 224, 1)
-    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_allclose(out, 1.0 / (1.0 + np.exp(-logits)), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])

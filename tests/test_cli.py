@@ -94,7 +94,7 @@ def test_a_collection_job_offline_records_every_file_and_reuses_analyses(red_mod
     assert first.returncode == 1 and "2 done, 1 failed" in first.stderr, first.stderr
     again = run("job", str(folder), env=env)
     assert "2 done, 1 failed" in again.stderr and "2 already analysed" in again.stderr, again.stderr
-    from pipeline.serving.jobs import JobStore
+    from pipeline.stores.jobs import JobStore
 
     [latest, _] = JobStore.in_data_dir(tmp_path / "data").jobs()
     failed = [item for item in JobStore.in_data_dir(tmp_path / "data").items(latest.id) if item.state == "failed"]

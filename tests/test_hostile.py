@@ -39,7 +39,7 @@ from attacks import (
 from hostile_files import HOSTILE, gif_growing_canvas
 from serving import Watch, bentoml_process, grant
 
-from pipeline.web.people import MAX_FAILURES, People
+from pipeline.stores.people import MAX_FAILURES, People
 
 GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 MOST_GROWTH_MB = 400  # The Censor worker's memory over everything below (README "Hostile input").

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import NotFound
-from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.records import Analysis, ImageRecord, Review, Segmentation
+from pipeline.stores.images import FileSystemStore
+from pipeline.stores.records import Analysis, ImageRecord, Review, Segmentation
 
 ID = "ab" * 32
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

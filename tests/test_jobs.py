@@ -16,7 +16,7 @@ from PIL import Image
 from serving import bentoml_server, grant
 
 from pipeline.errors import Forbidden, NotFound
-from pipeline.serving.jobs import JobRequest, JobStore
+from pipeline.stores.jobs import JobRequest, JobStore
 
 
 def write_collection(root, good: int) -> tuple[list[str], list[str]]:

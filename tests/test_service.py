@@ -223,7 +223,7 @@ def test_an_animation_over_the_frame_limit_gets_413(server, tmp_path):
 
 
 def test_the_original_is_served_only_on_request_and_every_time_logged(server, sample_images, data_dir):
-    from pipeline.serving.access import AccessStore
+    from pipeline.stores.access import AccessStore
 
     body = post(server, sample_images.red_blob).json()
     assert "original" not in json.dumps(body), "no answer links the original"

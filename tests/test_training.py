@@ -13,7 +13,7 @@ from pipeline.data.dataset import Dataset
 from pipeline.data.synthetic import generate
 from pipeline.model_store.registry import register_model
 from pipeline.profiles import ClassifierSpec, MemberSpec, Profile, SegmenterSpec, TrainingSpec
-from pipeline.training.trainers import BEST, LAST, train_member, train_segmenter, train_vote
+from pipeline.training.trainers import BEST, LAST, load_member, train_member, train_segmenter, train_vote
 
 TINY = Profile(
     name="tinytest",
@@ -81,19 +81,29 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(trained):
 
 
 def test_a_run_resumes_where_it_stopped(trained, tiny_data):
+    """A finished run asked again trains nothing; asked for one more epoch, it adds that epoch to
+    the same log and leaves the four before it as they were."""
     runs = trained[0]
-    longer = CONFIG.model_copy(update={"epochs": 5})
-    train_member(
-        tiny_data.require("train"),
-        tiny_data.require("validation"),
-        TINY.classifier.members[0],
-        runs / "member",
-        longer,
-        input_size=64,
-        resume=True,
-        verbose=0,
-    )
-    assert len(losses(runs / "member")) == 5, "one more epoch, appended to the same log"
+    member_dir, member = runs / "member", TINY.classifier.members[0]
+    before = {name: (member_dir / name).read_bytes() for name in ("log.csv", LAST, BEST)}
+    train, validation = tiny_data.require("train"), tiny_data.require("validation")
+
+    def resume(epochs: int):
+        spec = CONFIG.model_copy(update={"epochs": epochs})
+        return train_member(train, validation, member, member_dir, spec, input_size=64, resume=True, verbose=0)[0]
+
+    again = resume(4)
+    assert {name: (member_dir / name).read_bytes() for name in before} == before, "nothing trained, nothing written"
+    best = load_member(member_dir, member, input_size=64)
+    probe = np.random.default_rng(3).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(again.predict(probe, verbose=0), best.predict(probe, verbose=0))
+
+    resume(5)
+    log = (member_dir / "log.csv").read_bytes()
+    assert log.startswith(before["log.csv"]), "the first four epochs' rows are kept as they were"
+    with open(member_dir / "log.csv") as file:
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == [0, 1, 2, 3, 4], log
+    assert (member_dir / LAST).read_bytes() != before[LAST], "the fifth epoch's weights are the last checkpoint"
 
 
 def test_the_service_serves_freshly_trained_models(trained, sample_images, tmp_path):

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from test_image_store import ID, T0, analysis, record
 
-from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.records import Review
 from pipeline.serving.views import Defaults, Limits, Views
+from pipeline.stores.images import FileSystemStore
+from pipeline.stores.records import Review
 
 
 def views(tmp_path, threshold=None) -> Views:

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from images import GREEN, RED, red_blob_pixels
 from PIL import Image
-from serving import bentoml_server, grant
+from serving import bentoml_server, grant, web_app_in_process
 
-from pipeline.serving.access import AccessStore
-from pipeline.web.people import People
+from pipeline.stores.access import AccessStore
+from pipeline.stores.people import People
 
 GORE_CENSOR = str(Path(sys.executable).with_name("gore-censor"))
 PASSWORD = "a long enough password"
@@ -123,6 +123,18 @@ def test_every_page_sends_a_signed_out_visitor_to_sign_in(site):
     assert answer.headers["location"] == "/app/signin?next=%2Fapp%2Fgallery%3Ffilter%3Dgore", "and back after"
 
 
+def test_signing_in_goes_back_only_to_a_page_of_the_app(site):
+    """`next` comes from a link anyone can send: after sign-in it leads inside the app, never away."""
+    honest, elsewhere = "/app/gallery?filter=gore", ["https://evil.example/app/", "//evil.example/app/"]
+    elsewhere += ["/\\evil.example/app/", "/app\\..\\evil", "javascript:alert(1)", "/appx/gallery", ""]
+    for target in [honest, *elsewhere]:
+        client = anonymous(site)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text).group(1)
+        answer = client.post("/signin", data={"csrf": csrf, "name": "bo", "password": PASSWORD, "next": target})
+        expected = honest if target == honest else "/app/gallery"
+        assert answer.status_code == 303 and answer.headers["location"] == expected, (target, answer.headers)
+
+
 def test_every_image_and_data_route_answers_401_signed_out(site):
     client = anonymous(site)
     for template in [*IMAGE_ROUTES, "/jobs/{id}/progress", "/admin/audit.csv"]:
@@ -138,10 +150,8 @@ def test_no_route_of_the_web_app_answers_a_signed_out_visitor_with_data(site, tm
     from starlette.routing import Route
 
     from pipeline.config import Settings
-    from pipeline.serving.entry import Entry
-    from pipeline.web import web_app
 
-    app = web_app(Entry.from_settings(Settings(data_dir=tmp_path)))
+    app = web_app_in_process(Settings(data_dir=tmp_path))
     routes = [r for r in app.routes if isinstance(r, Route) and r.path != "/{rest:path}"]  # Not the 404 page.
     assert len(routes) >= 25
     client = anonymous(site)

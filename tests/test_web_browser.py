@@ -20,7 +20,7 @@ from PIL import Image
 from serving import bentoml_server
 
 from pipeline.data.synthetic import background, draw_wound
-from pipeline.web.people import People
+from pipeline.stores.people import People
 
 pytestmark = needs_chromium
 PASSWORD = "a long enough password"

@@ -8,11 +8,11 @@ import pytest
 from test_image_store import T0, analysis, record
 
 from pipeline.errors import InvalidRequest
-from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.records import Review
-from pipeline.web.index import GalleryIndex
-from pipeline.web.passwords import hash_password, verify_password
-from pipeline.web.people import People
+from pipeline.stores.gallery import GalleryIndex
+from pipeline.stores.images import FileSystemStore
+from pipeline.stores.passwords import hash_password, verify_password
+from pipeline.stores.people import People
+from pipeline.stores.records import Review
 
 
 def records(count: int):
@@ -85,14 +85,14 @@ def test_neighbours_and_near_duplicates(index):
 
 
 def test_the_index_is_rebuilt_and_caught_up_from_the_records(tmp_path):
-    store = FileSystemStore(tmp_path / "data")
     made = records(5)
+    unindexed = FileSystemStore(tmp_path / "data")  # A store from before the index (or another program).
     for one in made[:3]:
-        store.merge(one)
+        unindexed.merge(one)
     index = GalleryIndex(tmp_path / "index.db", threshold_for=lambda a: 0.5)
-    store.listeners.append(index.put)
+    store = FileSystemStore(tmp_path / "data", index=index)
     assert index.catch_up(store) == 3 and index.count() == 3
-    store.merge(made[3])  # Told at once.
+    store.merge(made[3])  # The store keeps its index current: whoever writes, it is told at once.
     assert index.count() == 4
     assert index.rebuild(store) == 4 and walk(index)[0] == made[3].id
 

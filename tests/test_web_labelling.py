@@ -21,13 +21,13 @@ import pytest
 from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
 from images import red_square
 from PIL import Image
-from serving import bentoml_server
+from serving import bentoml_server, web_app_in_process
 
 from pipeline.data.dataset import Dataset
 from pipeline.imaging.hashes import content_id
-from pipeline.serving.access import AccessStore
 from pipeline.serving.annotation import AnnotationDesk
-from pipeline.web.people import People
+from pipeline.stores.access import AccessStore
+from pipeline.stores.people import People
 
 PASSWORD = "a long enough password"
 # File name -> share of red pixels: gore to the red models above about 5%.
@@ -225,11 +225,9 @@ def test_an_annotator_labels_with_and_without_revealing_and_the_admin_sees_the_r
 def test_the_page_says_when_annotation_is_off(tmp_path):
     """In-process (the same web app service.py mounts), with no annotation root configured."""
     from pipeline.config import Settings
-    from pipeline.serving.entry import Entry
-    from pipeline.web import web_app
 
     People.in_data_dir(tmp_path).create_user("lea", ["annotator"], PASSWORD, "tests")
-    app = web_app(Entry.from_settings(Settings(data_dir=tmp_path, annotation_root=None)))
+    app = web_app_in_process(Settings(data_dir=tmp_path, annotation_root=None))
 
     async def visit() -> tuple[httpx.Response, httpx.Response]:
         transport = httpx.ASGITransport(app=app, root_path="/app")

@@ -14,9 +14,9 @@ from PIL import Image
 from test_image_store import T0, analysis, record
 
 from pipeline.imaging.hashes import content_id
-from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.records import Review, Segmentation
 from pipeline.serving.views import Defaults, Limits, Views
+from pipeline.stores.images import FileSystemStore
+from pipeline.stores.records import Review, Segmentation
 from pipeline.web.pictures import Pictures, treatment
 
 

@@ -16,9 +16,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.metrics import DROPOUT_PASSES
+
 CensorStyle = Literal["black", "blur", "pixelate"]
 REPOSITORY_PROFILES = Path(__file__).resolve().parents[2] / "models"
+WEB_PREFIX = "/app"  # Where service.py mounts the web app (pipeline.web), which answers its errors as pages.
 MOST_UNCERTAINTY_PASSES = 200  # Each pass is a forward pass of every member: the model service refuses more.
+MOST_MARGIN = 8.0  # Model pixels: a request, a setting or a rendering never widens the mask further.
 
 
 class Settings(BaseSettings):
@@ -45,7 +49,10 @@ class Settings(BaseSettings):
     )
     style: CensorStyle = Field("black", description="Default look of censored pixels.")
     margin: float = Field(
-        2.0, ge=0.0, le=8.0, description="Model pixels by which the censored region is widened; 0: the thesis exactly."
+        2.0,
+        ge=0.0,
+        le=MOST_MARGIN,
+        description="Model pixels by which the censored region is widened; 0: the thesis exactly.",
     )
 
     allow_untrained: bool = Field(
@@ -106,7 +113,7 @@ class Settings(BaseSettings):
     )
 
     uncertainty_passes: int = Field(
-        30,
+        DROPOUT_PASSES,
         ge=2,
         le=MOST_UNCERTAINTY_PASSES,
         description="Inference-dropout passes for a request's `uncertainty` option (thesis: 30).",

@@ -43,6 +43,9 @@ class Unauthorized(PipelineError):
 
     status = HTTPStatus.UNAUTHORIZED
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="gore-censor"'}
+
 
 class Forbidden(PipelineError):
     """Known credentials without the role this needs, or a path outside what may be read."""

@@ -8,6 +8,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import f1_score, precision_score, recall_score
 
+DROPOUT_PASSES = 30  # Inference-dropout passes: the thesis ran 30 (5.2.5); every default reads this one.
+
 EPSILON = 1e-12
 
 

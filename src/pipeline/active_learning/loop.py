@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
+from pipeline.metrics import DROPOUT_PASSES
 
 
 class Learner(Protocol):
@@ -36,7 +37,7 @@ class LoopSettings(BaseModel):
     initial_share: float = Field(0.2, gt=0, le=1, description="Share of each class labelled before the first cycle.")
     query_size: int = Field(500, gt=0, description="Images queried per cycle.")
     budget: int | None = Field(None, gt=0, description="Most images labelled in all (initial pool included).")
-    mc_passes: int = Field(30, ge=2, description="Inference-dropout passes for the mc_dropout strategy.")
+    mc_passes: int = Field(DROPOUT_PASSES, ge=2, description="Inference-dropout passes for the mc_dropout strategy.")
     seed: int = 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline.active_learning.report import TITLES, CurvePoint
+from pipeline.active_learning.curves import TITLES, CurvePoint
 
 # The paper's colours for its three strategies; ours after them.
 COLOURS = {

@@ -24,6 +24,7 @@ from pipeline.errors import PipelineError
 from pipeline.files import read_inside
 from pipeline.imaging.decode import decode_upload
 from pipeline.imaging.model_input import model_input
+from pipeline.metrics import DROPOUT_PASSES
 
 CHUNK = 64  # Images decoded and scored at a time.
 
@@ -53,7 +54,7 @@ def next_to_label(
     *,
     model: str,
     demo: bool,
-    mc_passes: int = 30,
+    mc_passes: int = DROPOUT_PASSES,
     exclude: list[Path] | None = None,
     seed: int = 0,
 ) -> Queue:

@@ -1,9 +1,7 @@
-"""A simulation's curves and tables: the paper's Table 2, and the gore images annotators saw.
+"""A simulation's tables and report: the paper's Table 2, and the gore images annotators saw.
 
-Curves are averaged over every (fold, seed) run, cycle by cycle (runs on one data set make the
-same cycles; a cycle only some runs reached is averaged over those). Full supervision is the
-mean over the same folds and seeds. A strategy "came within" full supervision at the first
-cycle whose mean accuracy is at least full supervision's minus `within` (paper: 1%).
+A strategy "came within" full supervision at the first cycle whose mean accuracy (`curves`) is
+at least full supervision's minus `within` (paper: 1%).
 """
 
 from __future__ import annotations
@@ -13,20 +11,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from pipeline.active_learning.simulate import RunRecord, SimulationResult
+from pipeline.active_learning.curves import METRICS, TITLES, curves
+from pipeline.active_learning.plots import plot_curves, plot_fold, plot_gore_shown
+from pipeline.active_learning.simulate import SimulationResult
 from pipeline.files import atomic_write
-
-METRICS = ("accuracy", "double_f1", "recall")
-TITLES = {"accuracy": "accuracy", "double_f1": "Double F1", "recall": "recall", "precision": "precision"}
-
-
-class CurvePoint(BaseModel):
-    cycle: int
-    runs: int
-    share: float
-    labelled: float
-    gore_shown: float
-    metrics: dict[str, float]
 
 
 class Reached(BaseModel):
@@ -37,31 +25,6 @@ class Reached(BaseModel):
     gore_shown: float | None
     accuracy: float | None
     pool_gore: float
-
-
-def _mean_point(cycle: int, records: list[RunRecord]) -> CurvePoint:
-    chosen = [r.cycles[cycle] for r in records]
-    names = chosen[0].metrics.keys()
-    return CurvePoint(
-        cycle=cycle,
-        runs=len(chosen),
-        share=float(np.mean([c.share for c in chosen])),
-        labelled=float(np.mean([c.labelled for c in chosen])),
-        gore_shown=float(np.mean([c.gore_shown for c in chosen])),
-        metrics={m: float(np.mean([c.metrics[m] for c in chosen])) for m in names},
-    )
-
-
-def curves(result: SimulationResult, fold: int | None = None) -> dict[str, list[CurvePoint]]:
-    """Mean curve per strategy (and 'full', one point), over every run or one fold's."""
-    out: dict[str, list[CurvePoint]] = {}
-    for strategy in [*result.settings.strategies, "full"]:
-        records = [r for r in result.runs if r.strategy == strategy and (fold is None or r.fold == fold)]
-        if not records:
-            continue
-        longest = max(len(r.cycles) for r in records)
-        out[strategy] = [_mean_point(i, [r for r in records if len(r.cycles) > i]) for i in range(longest)]
-    return out
 
 
 def reached(result: SimulationResult) -> list[Reached]:
@@ -182,8 +145,6 @@ def markdown(result: SimulationResult, figures: dict[str, str]) -> str:
 
 def write_report(result: SimulationResult, out_dir: Path) -> Path:
     """results.json, the figures and report.md in `out_dir`."""
-    from pipeline.active_learning.plots import plot_curves, plot_fold, plot_gore_shown
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "results.json", result.model_dump_json(indent=1), mode=0o644)

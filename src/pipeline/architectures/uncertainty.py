@@ -13,7 +13,7 @@ import tf_keras
 
 from pipeline.architectures.from_spec import build_classifier
 from pipeline.architectures.layers import InferenceDropout
-from pipeline.metrics import CascadeDecision, Uncertainty, cascade, is_uncertain
+from pipeline.metrics import DROPOUT_PASSES, CascadeDecision, Uncertainty, cascade, is_uncertain
 from pipeline.profiles import Profile
 
 __all__ = [  # The rules themselves are light (pipeline.metrics); the Censor service applies them too.
@@ -157,7 +157,7 @@ class DropoutSampler:
 
 
 def mc_dropout_uncertainty(
-    classifier: tf_keras.Model, images: np.ndarray, passes: int = 30, rate: float = INFERENCE_DROPOUT_RATE
+    classifier: tf_keras.Model, images: np.ndarray, passes: int = DROPOUT_PASSES, rate: float = INFERENCE_DROPOUT_RATE
 ) -> Uncertainty:
     """Run `passes` inference-dropout passes (thesis 5.2.5: 30) on a batch of model inputs."""
     if passes < 2:
@@ -167,7 +167,7 @@ def mc_dropout_uncertainty(
 
 
 def member_uncertainty(
-    classifier: tf_keras.Model, images: np.ndarray, passes: int = 30, rate: float = INFERENCE_DROPOUT_RATE
+    classifier: tf_keras.Model, images: np.ndarray, passes: int = DROPOUT_PASSES, rate: float = INFERENCE_DROPOUT_RATE
 ) -> dict[str, Uncertainty]:
     """Each member's own mean and standard deviation, by member name (for `cascade`)."""
     if passes < 2:

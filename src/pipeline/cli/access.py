@@ -19,7 +19,7 @@ DataDirOption = Annotated[Path | None, typer.Option(help="The service's data dir
 
 
 def _store(data_dir: Path | None):
-    from pipeline.serving.access import AccessStore
+    from pipeline.stores.access import AccessStore
 
     return AccessStore.in_data_dir(data_dir or get_settings().data_dir)
 
@@ -31,7 +31,7 @@ def create(
     data_dir: DataDirOption = None,
 ) -> None:
     """A new token; its secret is printed once, on standard output."""
-    from pipeline.serving.access import ROLES
+    from pipeline.stores.access import ROLES
 
     unknown = [r for r in role if r not in ROLES]
     if unknown:

@@ -23,6 +23,7 @@ from pipeline.cli.common import (
     reported,
     typer_group,
 )
+from pipeline.metrics import DROPOUT_PASSES
 
 al_app = typer_group("Active learning: simulate strategies, rank images to label next, take labels in.")
 
@@ -319,7 +320,7 @@ def next_images(
     model: Annotated[
         str | None, typer.Option(help="Model store tag of the classifier; default gore-classifier-<profile>:latest.")
     ] = None,
-    mc_passes: Annotated[int, typer.Option(min=2, help="Inference-dropout passes for mc_dropout.")] = 30,
+    mc_passes: Annotated[int, typer.Option(min=2, help="Inference-dropout passes for mc_dropout.")] = DROPOUT_PASSES,
     exclude: Annotated[
         list[Path] | None, typer.Option(help="A labelled data set folder (repeat it): its images are left out.")
     ] = None,

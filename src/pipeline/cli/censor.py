@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import console, reported
-from pipeline.config import CensorStyle, get_settings
+from pipeline.config import MOST_MARGIN, CensorStyle, get_settings
 
 
 def censor(
@@ -24,7 +24,9 @@ def censor(
     ] = None,
     margin: Annotated[
         float | None,
-        typer.Option(min=0.0, max=8.0, help="Model pixels to widen the censored region by; default: the deployment's."),
+        typer.Option(
+            min=0.0, max=MOST_MARGIN, help="Model pixels to widen the censored region by; default: the deployment's."
+        ),
     ] = None,
     uncertainty: Annotated[
         bool, typer.Option(help="N inference-dropout passes (GORE_UNCERTAINTY_PASSES): mean, std; doubt censors.")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import DataArgument, ProfileOption, profile_named, reported, typer_group
+from pipeline.metrics import DROPOUT_PASSES
 
 evaluate_app = typer_group("Thesis-style reports: tables, PR curve, uncertainty, errors.")
 
@@ -38,7 +39,7 @@ def evaluate_classifier(
     profile: ProfileOption = None,
     split: SplitOption = "test",
     threshold: ThresholdOption = None,
-    mc_passes: Annotated[int, typer.Option(help="Monte Carlo dropout passes (0: skip).")] = 30,
+    mc_passes: Annotated[int, typer.Option(help="Monte Carlo dropout passes (0: skip).")] = DROPOUT_PASSES,
     show_images: Annotated[
         bool, typer.Option(help="Show the error grid unblurred (on real data these are gore).")
     ] = False,

@@ -23,8 +23,9 @@ def job(
 ) -> None:
     """Censor a whole collection in this process, as the service's jobs do: images already analysed
     cost only their hash, bad files are recorded and skipped, and `--resume ID` goes on after a stop."""
-    from pipeline.serving.jobs import JobRunner, JobStore
+    from pipeline.serving.jobs import JobRunner
     from pipeline.serving.local_models import local_censorer
+    from pipeline.stores.jobs import JobStore
 
     settings = get_settings()
     store = JobStore.in_data_dir(data_dir or settings.data_dir)

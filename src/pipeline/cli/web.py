@@ -22,13 +22,13 @@ SHELL = "gore-censor users (shell)"
 
 
 def _people(data_dir: Path | None):
-    from pipeline.web.people import People
+    from pipeline.stores.people import People
 
     return People.in_data_dir(data_dir or get_settings().data_dir)
 
 
 def _audit(data_dir: Path | None, action: str, detail: str) -> None:
-    from pipeline.serving.access import AccessStore
+    from pipeline.stores.access import AccessStore
 
     AccessStore.in_data_dir(data_dir or get_settings().data_dir).audit(SHELL, action, detail=detail)
 
@@ -52,7 +52,7 @@ def create(
     data_dir: DataDirOption = None,
 ) -> None:
     """A new user. The password is asked for twice, hidden (or read from --password-file)."""
-    from pipeline.serving.access import ROLES
+    from pipeline.stores.access import ROLES
 
     unknown = [r for r in role if r not in ROLES]
     if unknown:
@@ -137,12 +137,9 @@ def password(
 @index_app.command("rebuild")
 def rebuild(data_dir: DataDirOption = None) -> None:
     """Rebuild the gallery index from every image record (safe while the service runs)."""
-    from pipeline.serving.image_store import FileSystemStore
-    from pipeline.serving.views import Defaults
-    from pipeline.web.index import GalleryIndex
+    from pipeline.stores import Stores
 
     settings = get_settings()
-    root = data_dir or settings.data_dir
-    index = GalleryIndex.in_data_dir(root, Defaults.from_settings(settings).threshold_for)
-    count = index.rebuild(FileSystemStore(root))
-    console.print(f"indexed {count:,} image record(s) into {index.path}")
+    stores = Stores.open(data_dir or settings.data_dir, settings.threshold)
+    count = stores.gallery.rebuild(stores.images)
+    console.print(f"indexed {count:,} image record(s) into {stores.gallery.path}")

@@ -20,7 +20,7 @@ from pipeline.evaluation.report import Report
 from pipeline.evaluation.thresholds import threshold_study
 from pipeline.imaging.mask import censor_image
 from pipeline.imaging.model_input import model_batch, model_masks
-from pipeline.metrics import classification_metrics, segmentation_metrics
+from pipeline.metrics import DROPOUT_PASSES, classification_metrics, segmentation_metrics
 from pipeline.profiles import Profile
 
 
@@ -31,7 +31,7 @@ def evaluate_classifier(
     *,
     threshold: float,
     profile: Profile | None = None,
-    mc_passes: int = 30,
+    mc_passes: int = DROPOUT_PASSES,
     show_images: bool = False,
 ) -> Report:
     out_dir = Path(out_dir)

@@ -94,10 +94,6 @@ class Censored:
     def censored_fraction(self) -> float:
         return float(1.0 - self.keep.mean())
 
-    def gore_mask_png_pixels(self) -> np.ndarray:
-        """The mask as served: 255 where gore was censored, 0 elsewhere."""
-        return ((1 - self.keep) * 255).astype(np.uint8)
-
 
 def censor_image(
     original: np.ndarray,

@@ -17,12 +17,10 @@ Several Censor workers and people may label at once: a data set is written under
 from __future__ import annotations
 
 import fcntl
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +34,10 @@ from pipeline.data.formats.folders import image_files
 from pipeline.data.formats.via import MOST_IMAGE_BYTES
 from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
 from pipeline.serving.censorer import Censorer, Upload
-from pipeline.serving.database import Database
-from pipeline.serving.jobs import inside
-from pipeline.serving.records import utc_now
 from pipeline.serving.schemas import CensorResult
+from pipeline.stores.jobs import inside
+from pipeline.stores.labels import AnnotatorStats, LabelDecision, LabelDecisions
 
-DATABASE = "annotation.db"
 OFF = "annotation is off here: set GORE_ANNOTATION_ROOT to the folder holding the pools and data sets"
 LOCK_FILE = ".labels.lock"
 CACHED_ANSWERS = 50_000  # Pool files' answers kept in memory (a few KB each).
@@ -97,34 +93,6 @@ class LabelsAnswer(BaseModel):
     problems: list[LabelProblem]
 
 
-class LabelDecision(BaseModel):
-    """One label given on the labelling page (stored in annotation.db)."""
-
-    id: int
-    at: datetime
-    annotator: str
-    image_id: str
-    file: str
-    dataset: str
-    gore: bool
-    revealed: bool = Field(description="The annotator opened the original (blurred or sharp, or a patch) to decide.")
-
-
-class AnnotatorStats(BaseModel):
-    annotator: str
-    labels: int
-    revealed: int
-    reveal_rate: float = Field(description="Share of labels the annotator had to reveal the image to give.")
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY, at TEXT NOT NULL, annotator TEXT NOT NULL, image_id TEXT NOT NULL,
-    file TEXT NOT NULL, dataset TEXT NOT NULL, gore INTEGER NOT NULL, revealed INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
-"""
-
-
 class AnnotationDesk:
     def __init__(
         self,
@@ -135,15 +103,12 @@ class AnnotationDesk:
         most_image_bytes: int = MOST_IMAGE_BYTES,
     ) -> None:
         self.root = None if root is None else Path(root)
-        self.database = Database(Path(data_dir) / DATABASE, SCHEMA)
+        self.labels = LabelDecisions.in_data_dir(data_dir)
         self.most_pool_images, self.chunk, self.most_image_bytes = most_pool_images, chunk, most_image_bytes
         self._lock = threading.Lock()
         # Each pool file's answer, by (path, size, modification time, models, options): a pool is
         # read and hashed once, not on every ranking (the labelling page ranks on every visit).
         self._answers: dict[tuple, CensorResult | PipelineError] = {}
-
-    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.database.connect()
 
     # ---- folders ----
 
@@ -273,50 +238,13 @@ class AnnotationDesk:
         answer = self.take_labels(row, "csv", pool, dataset)
         if answer.problems:
             raise InvalidRequest("; ".join(f"{p.item}: {p.reason}" for p in answer.problems))
-        at = utc_now()
-        with self._connection() as db:
-            cursor = db.execute(
-                "INSERT INTO decisions (at, annotator, image_id, file, dataset, gore, revealed) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (at.isoformat(), annotator, image_id, file, dataset, int(gore), int(revealed)),
-            )
-            decision_id = int(cursor.lastrowid)
-        return LabelDecision(
-            id=decision_id,
-            at=at,
-            annotator=annotator,
-            image_id=image_id,
-            file=file,
-            dataset=dataset,
-            gore=gore,
-            revealed=revealed,
-        )
+        return self.labels.record(annotator, image_id, file, dataset, gore, revealed)
 
     def decisions(self, annotator: str | None = None, limit: int = 200) -> list[LabelDecision]:
-        where, args = ("WHERE annotator = ?", (annotator,)) if annotator else ("", ())
-        with self._connection() as db:
-            rows = db.execute(f"SELECT * FROM decisions {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [
-            LabelDecision(**{**dict(row), "gore": bool(row["gore"]), "revealed": bool(row["revealed"])}) for row in rows
-        ]
+        return self.labels.decisions(annotator, limit)
 
     def reveal_rates(self, annotator: str | None = None) -> list[AnnotatorStats]:
-        where, args = ("WHERE annotator = ?", (annotator,)) if annotator else ("", ())
-        with self._connection() as db:
-            rows = db.execute(
-                "SELECT annotator, COUNT(*) AS labels, SUM(revealed) AS revealed FROM decisions "
-                f"{where} GROUP BY annotator ORDER BY annotator",
-                args,
-            ).fetchall()
-        return [
-            AnnotatorStats(
-                annotator=row["annotator"],
-                labels=row["labels"],
-                revealed=row["revealed"] or 0,
-                reveal_rate=round((row["revealed"] or 0) / row["labels"], 4),
-            )
-            for row in rows
-        ]
+        return self.labels.reveal_rates(annotator)
 
 
 def _predictions(results: list[CensorResult], strategy: Strategy) -> PoolPredictions:

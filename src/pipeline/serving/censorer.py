@@ -30,13 +30,15 @@ from pipeline.files import read_inside, read_regular
 from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
+from pipeline.metrics import DROPOUT_PASSES
 from pipeline.model_store.metadata import ModelInfo
-from pipeline.serving.image_store import FileSystemStore, ImageStore
-from pipeline.serving.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
 from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
 from pipeline.serving.uncertainty import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
 from pipeline.serving.views import Defaults, Limits, Views
+from pipeline.stores import image_store
+from pipeline.stores.images import ImageStore
+from pipeline.stores.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -118,7 +120,7 @@ class Censorer:
     """Make every censored copy and mask at once (the offline command); the service makes them on request."""
     sample: SampleCall | None = None
     """The classifier's inference-dropout passes, for the `uncertainty` and `cascade` options."""
-    passes: int = 30
+    passes: int = DROPOUT_PASSES
     """How many passes (GORE_UNCERTAINTY_PASSES; thesis 5.2.5: 30)."""
 
     @classmethod
@@ -134,7 +136,7 @@ class Censorer:
         render: bool = False,
         sample: SampleCall | None = None,
     ) -> Censorer:
-        store = FileSystemStore(data_dir or settings.data_dir)
+        store = image_store(data_dir or settings.data_dir, settings.threshold)  # Indexed as the service indexes.
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
         capacity = Capacity.from_settings(settings)
         passes = settings.uncertainty_passes

@@ -13,10 +13,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 
-from pipeline.config import CensorStyle, Settings
+from pipeline.config import WEB_PREFIX, CensorStyle, Settings
 from pipeline.errors import InvalidRequest, PipelineError, Unavailable
 from pipeline.model_store.metadata import ModelInfo
-from pipeline.serving.access import AccessGuard, AccessStore
+from pipeline.serving.access import AccessGuard
 from pipeline.serving.annotation import AnnotationDesk
 from pipeline.serving.censorer import Capacity, Censorer, Upload
 from pipeline.serving.http import (
@@ -31,18 +31,20 @@ from pipeline.serving.http import (
     jobs_app,
     upload_filename,
 )
-from pipeline.serving.image_store import FileSystemStore
-from pipeline.serving.jobs import JobRunner, JobStore
+from pipeline.serving.jobs import JobRunner
 from pipeline.serving.openapi import OpenAPIExtension
 from pipeline.serving.resilience import DRAINING, Probes, with_retries
 from pipeline.serving.schemas import BatchItem, CensorResult
 from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
 from pipeline.serving.views import Defaults, Limits, Views
+from pipeline.stores import Stores
+from pipeline.stores.access import AccessStore
+from pipeline.stores.images import FileSystemStore
+from pipeline.stores.jobs import JobStore
 
 FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False, "uncertainty": False, "cascade": False}
 FORM_FLAGS = frozenset({"uncertainty", "cascade"})
 FORM_SLACK_BYTES = 1024 * 1024  # Multipart framing and the text fields.
-WEB_PREFIX = "/app"  # Where service.py mounts the web app (pipeline.web), which answers its errors as pages.
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,7 @@ class ModelClients:
 @dataclass
 class Entry:
     settings: Settings
-    store: FileSystemStore
-    access: AccessStore
-    jobs: JobStore
+    stores: Stores
     annotation: AnnotationDesk
     views: Views
     capacity: Capacity
@@ -70,9 +70,8 @@ class Entry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Entry:
-        store = FileSystemStore(settings.data_dir)
-        views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
-        access, jobs = AccessStore.in_data_dir(settings.data_dir), JobStore.in_data_dir(settings.data_dir)
+        stores = Stores.open(settings.data_dir, settings.threshold)
+        views = Views(stores.images, Defaults.from_settings(settings), Limits.from_settings(settings))
         annotation = AnnotationDesk(
             settings.annotation_root,
             settings.data_dir,
@@ -80,7 +79,19 @@ class Entry:
             settings.max_batch_images,
             settings.max_upload_bytes,
         )
-        return cls(settings, store, access, jobs, annotation, views, Capacity.from_settings(settings))
+        return cls(settings, stores, annotation, views, Capacity.from_settings(settings))
+
+    @property
+    def store(self) -> FileSystemStore:
+        return self.stores.images
+
+    @property
+    def access(self) -> AccessStore:
+        return self.stores.access
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.stores.jobs
 
     # ---- wiring ----
 

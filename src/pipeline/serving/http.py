@@ -23,15 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.config import CensorStyle
+from pipeline.config import MOST_MARGIN, CensorStyle
 from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError, UploadTooLarge
-from pipeline.serving.access import ROLES, AccessStore, Role, principal
+from pipeline.serving.access import principal
 from pipeline.serving.annotation import OFF, AnnotationDesk, NextRequest
 from pipeline.serving.censorer import Censorer
-from pipeline.serving.image_store import ImageStore, check_id
-from pipeline.serving.jobs import JobRequest, JobStore
-from pipeline.serving.records import Analysis, ImageRecord, Review, Verdict, utc_now
 from pipeline.serving.views import Views
+from pipeline.stores.access import ROLES, AccessStore, Role
+from pipeline.stores.images import ImageStore, check_id
+from pipeline.stores.jobs import JobRequest, JobStore
+from pipeline.stores.records import Analysis, ImageRecord, Review, Verdict, utc_now
 
 NO_STORE = {"Cache-Control": "no-store"}
 MEDIA_TYPES = {
@@ -215,8 +216,8 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
             margin = None if raw is None else float(raw)
         except ValueError:
             raise InvalidRequest(f"margin must be a number of model pixels, not {raw!r}") from None
-        if margin is not None and not 0.0 <= margin <= 8.0:
-            raise InvalidRequest(f"margin must be between 0 and 8 model pixels, not {margin:g}")
+        if margin is not None and not 0.0 <= margin <= MOST_MARGIN:
+            raise InvalidRequest(f"margin must be between 0 and {MOST_MARGIN:g} model pixels, not {margin:g}")
         return margin
 
     def style_of(request: Request) -> CensorStyle | None:

@@ -14,11 +14,13 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.serving.access import AuditEntry, NewToken, Token, allowed_roles
-from pipeline.serving.annotation import AnnotatorStats, LabelsAnswer, NextAnswer, NextRequest
+from pipeline.serving.access import allowed_roles
+from pipeline.serving.annotation import LabelsAnswer, NextAnswer, NextRequest
 from pipeline.serving.http import MEDIA_TYPES, ReviewRequest, TokenRequest
-from pipeline.serving.jobs import JobItem, JobRequest, JobStatus
 from pipeline.serving.schemas import BatchItem, CensorResult, ErrorBody
+from pipeline.stores.access import AuditEntry, NewToken, Token
+from pipeline.stores.jobs import JobItem, JobRequest, JobStatus
+from pipeline.stores.labels import AnnotatorStats
 
 COMPONENTS = (
     CensorResult,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
-from pipeline.config import CensorStyle
-from pipeline.serving.records import Review, Verdict
+from pipeline.config import MOST_MARGIN, MOST_UNCERTAINTY_PASSES, CensorStyle
 from pipeline.serving.uncertainty import UncertaintyResult
+from pipeline.stores.records import Review, Verdict
 
 DEMO_NOTICE = (
     "DEMO MODELS: trained on synthetic images only. They are not gore detectors; do not rely on them to protect anyone."
@@ -32,7 +33,7 @@ class CensorOptions(BaseModel):
     style: CensorStyle = Field(description="How censored pixels look: black, blur or pixelate.")
     margin: float = Field(
         ge=0.0,
-        le=8.0,
+        le=MOST_MARGIN,
         description=f"Model pixels by which the censored region is widened; rounded up to a multiple of {MARGIN_STEP}.",
     )
     uncertainty: bool = Field(False, description="Run the inference-dropout passes: mean, std; doubt censors.")
@@ -47,7 +48,30 @@ class CensorOptions(BaseModel):
 def snap_margin(margin: float) -> float:
     """A margin on the grid of MARGIN_STEP, rounded up (more censored, never less): renderings are
     kept per margin, so a fixed set of margins keeps their number per image bounded (17)."""
-    return min(8.0, math.ceil(round(margin / MARGIN_STEP, 6)) * MARGIN_STEP)
+    return min(MOST_MARGIN, math.ceil(round(margin / MARGIN_STEP, 6)) * MARGIN_STEP)
+
+
+# The Censor service's request fields (service.py): a request may ask for its own view.
+Threshold = Annotated[
+    float | None,
+    Field(ge=0.0, le=1.0, description="Gore probability at which to censor; default: the deployment setting."),
+]
+Style = Annotated[CensorStyle | None, Field(description="Look of censored pixels; default: the deployment setting.")]
+Margin = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=MOST_MARGIN,
+        description=f"Model pixels to widen the censored region by, rounded up to a multiple of {MARGIN_STEP}; "
+        "default: the deployment setting.",
+    ),
+]
+Uncertain = Annotated[
+    bool,
+    Field(description="Run N inference-dropout passes (GORE_UNCERTAINTY_PASSES): mean and std; doubt censors."),
+]
+Cascade = Annotated[bool, Field(description="Also apply the thesis' cascading rule (WRL, then BCE members).")]
+Passes = Annotated[int, Field(ge=2, le=MOST_UNCERTAINTY_PASSES, description="Inference-dropout passes.")]
 
 
 class CensorResult(BaseModel):

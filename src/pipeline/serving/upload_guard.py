@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.errors import UploadTooLarge
-from pipeline.serving.image_store import disk_space
+from pipeline.stores.images import disk_space
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 REPLAY_CHUNK_BYTES = 256 * 1024

@@ -17,8 +17,6 @@ from pipeline.config import CensorStyle, Settings
 from pipeline.imaging.decode import DecodedImage, decode_upload
 from pipeline.imaging.encode import encode_png
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
-from pipeline.serving.image_store import ImageStore
-from pipeline.serving.records import Analysis, ImageRecord
 from pipeline.serving.schemas import (
     DEMO_NOTICE,
     DRY_RUN_NOTICE,
@@ -28,6 +26,8 @@ from pipeline.serving.schemas import (
     snap_margin,
 )
 from pipeline.serving.uncertainty import UncertaintyResult
+from pipeline.stores.images import ImageStore
+from pipeline.stores.records import Analysis, ImageRecord, gore_threshold
 
 Kind = Literal["censored", "mask"]
 RENDERING_VERSION = "mask-v2"  # Part of every rendering's name: new post-processing, new files.
@@ -68,7 +68,7 @@ class Defaults:
         return cls(settings.threshold, settings.seg_threshold, settings.style, settings.margin)
 
     def threshold_for(self, analysis: Analysis) -> float:
-        return analysis.classifier_threshold if self.threshold is None else self.threshold
+        return gore_threshold(analysis, self.threshold)
 
     def seg_threshold_for(self, analysis: Analysis) -> float:
         return analysis.segmenter_threshold if self.seg_threshold is None else self.seg_threshold

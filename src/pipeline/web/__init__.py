@@ -1,11 +1,12 @@
 """The analysts' web app: sign-in, gallery, reveal in steps, review, labelling, exposure, upload and jobs.
 
-`web_app(entry)` builds the Starlette app that service.py mounts under /app, beside the API.
+`web_app(...)` builds the Starlette app that service.py mounts under /app (WEB_PREFIX), beside the API.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,23 +16,29 @@ from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from pipeline.config import WEB_PREFIX, Settings
 from pipeline.errors import PipelineError
-from pipeline.serving.entry import WEB_PREFIX, Entry
+from pipeline.serving.annotation import AnnotationDesk
+from pipeline.serving.censorer import Censorer
+from pipeline.serving.views import Views
+from pipeline.stores import Stores
 from pipeline.web import admin, gallery, labelling, me, signin, uploads
 from pipeline.web.app import HERE, INTERNAL, SecurityHeaders, Web
-from pipeline.web.index import GalleryIndex
-from pipeline.web.people import People
 from pipeline.web.pictures import Pictures
 
 log = logging.getLogger(__name__)
 
 
-def web_app(entry: Entry, prefix: str = WEB_PREFIX) -> Starlette:
-    settings = entry.settings
-    index = GalleryIndex.in_data_dir(settings.data_dir, entry.views.defaults.threshold_for)
-    entry.store.listeners.append(index.put)  # Every record merged in this process, indexed at once.
-    pictures = Pictures(entry.views, settings.web_thumbnail_px, settings.web_patch_fraction)
-    web = Web(entry, People.in_data_dir(settings.data_dir), index, pictures, prefix)
+def web_app(
+    settings: Settings,
+    stores: Stores,
+    views: Views,
+    annotation: AnnotationDesk,
+    censorer: Callable[[], Awaitable[Censorer]],
+    prefix: str = WEB_PREFIX,
+) -> Starlette:
+    pictures = Pictures(views, settings.web_thumbnail_px, settings.web_patch_fraction)
+    web = Web(settings, stores, views, annotation, censorer, pictures, prefix)
 
     async def refused(request: Request, error: Exception):
         """Starlette's own answers (no such route, wrong method, a form it cannot parse) as pages."""

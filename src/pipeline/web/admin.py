@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.errors import InvalidRequest, NotFound
-from pipeline.serving.access import ROLES
+from pipeline.stores.access import ROLES
+from pipeline.stores.people import Person
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.people import Person
 
 ADMINS = ("admin",)
 
@@ -26,7 +26,7 @@ def _roles(form) -> list[str]:
 
 
 def routes(web: Web) -> list[Route]:
-    people, access = web.people, web.entry.access
+    people, access = web.people, web.stores.access
 
     def users(request: Request, person: Person, form) -> Response:
         if request.method == "POST":

@@ -29,10 +29,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import Settings
 from pipeline.errors import Forbidden, PipelineError
-from pipeline.serving.access import Role
-from pipeline.serving.entry import Entry
-from pipeline.web.index import GalleryIndex
-from pipeline.web.people import People, Person
+from pipeline.serving.annotation import AnnotationDesk
+from pipeline.serving.censorer import Censorer
+from pipeline.serving.views import Views
+from pipeline.stores import Stores
+from pipeline.stores.access import Role
+from pipeline.stores.gallery import GalleryIndex
+from pipeline.stores.people import People, Person
 from pipeline.web.pictures import Pictures
 
 HERE = Path(__file__).resolve().parent
@@ -81,15 +84,26 @@ class SecurityHeaders:
 
 @dataclass
 class Web:
-    """What every route of the web app shares."""
+    """What every route of the web app shares: the service's settings, its stores, how it shows an
+    image, its annotation desk, and its pipeline (`censorer()`: raises Unavailable while starting)."""
 
-    entry: Entry
-    people: People
-    index: GalleryIndex
+    settings: Settings
+    stores: Stores
+    views: Views
+    annotation: AnnotationDesk
+    censorer: Callable[[], Awaitable[Censorer]]
     pictures: Pictures
     prefix: str
     templates: Environment = field(init=False)
     caught_up: bool = field(default=False, init=False)
+
+    @property
+    def people(self) -> People:
+        return self.stores.people
+
+    @property
+    def index(self) -> GalleryIndex:
+        return self.stores.gallery
 
     def __post_init__(self) -> None:
         self.templates = Environment(
@@ -97,10 +111,6 @@ class Web:
         )
         self.templates.globals["url"] = self.url
         self.templates.filters["quote"] = lambda value: quote(str(value), safe="")
-
-    @property
-    def settings(self) -> Settings:
-        return self.entry.settings
 
     def url(self, path: str = "/") -> str:
         return self.prefix + path
@@ -144,7 +154,7 @@ class Web:
         return RedirectResponse(self.url(path), status_code=303)
 
     def audit(self, person: Person, action: str, image_id: str | None = None, detail: str | None = None) -> None:
-        self.entry.access.audit(person.user.actor, action, image_id, detail)
+        self.stores.access.audit(person.user.actor, action, image_id, detail)
 
     # ---- who is asking ----
 
@@ -157,7 +167,7 @@ class Web:
 
     def signed_out(self, request: Request, kind: Kind) -> Response:
         if kind == "data":
-            return JSONResponse({"error": "sign in first (the web app's sign-in page)"}, status_code=401)
+            return self.error(request, kind, 401, "sign in first (the web app's sign-in page)", None)
         if request.method != "GET":  # A form sent signed out is not sent again after signing in.
             return RedirectResponse(self.url("/signin"), status_code=303)
         path = request.url.path

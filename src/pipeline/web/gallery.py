@@ -20,10 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.errors import Forbidden, InvalidRequest
-from pipeline.serving.records import Review, utc_now
+from pipeline.stores.gallery import FILTERS, Filter
+from pipeline.stores.people import Person
+from pipeline.stores.records import Review, utc_now
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.index import FILTERS, Filter
-from pipeline.web.people import Person
 
 ANALYSTS = ("analyst",)
 # The reveal steps, as the audit log names them (the labelling page reads them back).
@@ -93,7 +93,7 @@ def routes(web: Web) -> list[Route]:
 
     def gallery(request: Request, person: Person, form) -> Response:
         if not web.caught_up:  # Records written by other programs (the offline command), once per process.
-            index.catch_up(web.entry.store)
+            index.catch_up(web.stores.images)
             web.caught_up = True
         kind, search = _filter(request)
         after, before = request.query_params.get("after"), request.query_params.get("before")
@@ -114,7 +114,7 @@ def routes(web: Web) -> list[Route]:
             raise InvalidRequest(f"show must be censored, blurred or original, not {show!r}")
         if show == "original" and not people.revealed(person.session_id, record.id):
             show = "censored"  # The grant ran out (or was never made): back to the censored copy.
-        views = web.entry.views
+        views = web.views
         result = views.result(record, analysis, views.defaults.options(analysis))
         duplicates = [
             i for i in index.near_duplicates(record.phash, web.settings.web_duplicate_distance) if i != record.id
@@ -133,7 +133,7 @@ def routes(web: Web) -> list[Route]:
             newer=index.neighbour(record.id, kind, search, older=False),
             duplicates=duplicates[:24],
             duplicate_count=len(duplicates),
-            audit=web.entry.access.audit_entries(image_id=record.id, limit=20),
+            audit=web.stores.access.audit_entries(image_id=record.id, limit=20),
         )
 
     def view(request: Request, person: Person, form) -> Response:
@@ -185,10 +185,10 @@ def routes(web: Web) -> list[Route]:
             ids += [i for i in near if i != record.id]
         entry = Review(verdict=verdict, by=person.user.actor, at=utc_now(), note=note)
         for image_id in ids:
-            found = web.entry.store.record(image_id)
+            found = web.stores.images.record(image_id)
             if found is None:
                 continue
-            web.entry.store.merge(found.model_copy(update={"reviews": [*found.reviews, entry]}))
+            web.stores.images.merge(found.model_copy(update={"reviews": [*found.reviews, entry]}))
             detail = (
                 note if image_id == record.id else f"as a near-duplicate of {record.id}" + (f": {note}" if note else "")
             )

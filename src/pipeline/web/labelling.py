@@ -41,13 +41,13 @@ from pipeline.active_learning.strategies import STRATEGIES
 from pipeline.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from pipeline.files import FileRefused, read_inside
 from pipeline.imaging.hashes import content_id
-from pipeline.serving.access import AccessStore
 from pipeline.serving.annotation import OFF, NextAnswer, NextItem, NextRequest
-from pipeline.serving.image_store import check_id
-from pipeline.serving.records import Analysis, ImageRecord
+from pipeline.stores.access import AccessStore
+from pipeline.stores.images import check_id
+from pipeline.stores.people import Person
+from pipeline.stores.records import Analysis, ImageRecord
 from pipeline.web.app import Web, field_of, guarded
 from pipeline.web.gallery import BLURRED, CONFIRMED, REVEALS, SERVED, image_response, patch_answer
-from pipeline.web.people import Person
 from pipeline.web.pictures import THUMB_MIN_MARGIN, encode_jpeg, first_frame, fit, placeholder, soften
 
 ANNOTATORS = ("annotator",)
@@ -108,8 +108,8 @@ def _view_size(record: ImageRecord) -> tuple[int, int]:
 
 
 def routes(web: Web) -> list[Route]:
-    pictures, people, access, views = web.pictures, web.people, web.entry.access, web.entry.views
-    desk = web.entry.annotation
+    pictures, people, access, views = web.pictures, web.people, web.stores.access, web.views
+    desk = web.annotation
 
     def strength(person: Person) -> int:
         own = person.user.blur_strength
@@ -164,7 +164,7 @@ def routes(web: Web) -> list[Route]:
         }
         if desk.root is None:
             return web.render(request, "label.html", person, **{**context, "off": OFF})
-        censorer = await web.entry.current_censorer()  # Unavailable (503) while the service starts.
+        censorer = await web.censorer()  # Unavailable (503) while the service starts.
         try:
             asked = NextRequest(pool=queue.pool, dataset=queue.dataset, strategy=queue.strategy, k=QUEUE)
         except ValidationError as error:

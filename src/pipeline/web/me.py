@@ -8,9 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.errors import InvalidRequest
-from pipeline.serving.access import ROLES
+from pipeline.stores.access import ROLES
+from pipeline.stores.people import Person
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.people import Person
 
 
 def routes(web: Web) -> list[Route]:
@@ -18,7 +18,7 @@ def routes(web: Web) -> list[Route]:
 
     def exposure(request: Request, person: Person, form) -> Response:
         days = people.exposure(person.user.id, days=30)
-        mine = web.entry.access.audit_entries(actor=person.user.actor, limit=100)
+        mine = web.stores.access.audit_entries(actor=person.user.actor, limit=100)
         return web.render(request, "exposure.html", person, days=days, audit=mine)
 
     def settings_page(request: Request, person: Person, form) -> Response:

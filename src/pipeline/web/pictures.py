@@ -26,9 +26,9 @@ from PIL import Image
 
 from pipeline.errors import Forbidden, InvalidRequest, NotFound
 from pipeline.imaging.encode import encode_png
-from pipeline.serving.image_store import check_id
-from pipeline.serving.records import Analysis, ImageRecord
 from pipeline.serving.views import Views
+from pipeline.stores.images import check_id
+from pipeline.stores.records import Analysis, ImageRecord
 
 Treatment = Literal["clean", "censored", "withheld"]
 MIN_REVEAL_BLUR = 50  # The blurred step is never sharper than this, whatever a person's thumbnail setting.

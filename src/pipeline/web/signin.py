@@ -12,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
-from pipeline.serving.access import ROLES
+from pipeline.stores.access import ROLES
+from pipeline.stores.people import Person
 from pipeline.web.app import SESSION_COOKIE, SIGNIN_COOKIE, Web, field_of, guarded, read_form, safe_next
-from pipeline.web.people import Person
 from pipeline.web.throttle import RateLimit
 
 
@@ -57,10 +57,10 @@ def routes(web: Web) -> list[Route]:
         name, password = field_of(form, "name"), field_of(form, "password")
         signed = await _run(web.people.sign_in, name, password, web.settings.web_session_hours)
         if signed is None:
-            await _run(web.entry.access.audit, f"web:{name[:100]}", "sign-in failed")
+            await _run(web.stores.access.audit, f"web:{name[:100]}", "sign-in failed")
             return form_page(request, "That name and password do not match an enabled user.", 401)
         secret, user = signed
-        await _run(web.entry.access.audit, user.actor, "signed in")
+        await _run(web.stores.access.audit, user.actor, "signed in")
         target = safe_next(web, field_of(form, "next"))
         if target == web.url("/gallery") and not user.may("analyst"):  # Start where their roles may go.
             target = web.url(user.start_page)

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.errors import Forbidden, InvalidRequest, PipelineError, Unavailable, UploadTooLarge
+from pipeline.errors import Forbidden, InvalidRequest, PipelineError, UploadTooLarge
 from pipeline.serving.censorer import Upload
-from pipeline.serving.jobs import JobRequest
+from pipeline.stores.jobs import JobRequest
+from pipeline.stores.people import Person
 from pipeline.web.app import Web, field_of, guarded
-from pipeline.web.people import Person
 
 
 class UploadResult(BaseModel):
@@ -65,9 +65,7 @@ def routes(web: Web) -> list[Route]:
             data += chunk
             if len(data) > limit:
                 raise UploadTooLarge(f"{filename}: over the upload limit of {limit:,} bytes")
-        if web.entry.models is None:
-            raise Unavailable("the service is still starting; try again in a moment")
-        censorer = await web.entry.censorer(web.entry.models)
+        censorer = await web.censorer()  # Unavailable (503) while the service starts.
         [outcome] = await censorer.censor([Upload(bytes(data), filename)], censorer.options())
         if isinstance(outcome, PipelineError):
             raise outcome
@@ -85,7 +83,7 @@ def routes(web: Web) -> list[Route]:
 
     def jobs_page(request: Request, person: Person, form) -> Response:
         return web.render(
-            request, "jobs.html", person, jobs=web.entry.jobs.jobs(), jobs_on=web.settings.jobs_root is not None
+            request, "jobs.html", person, jobs=web.stores.jobs.jobs(), jobs_on=web.settings.jobs_root is not None
         )
 
     def create_job(request: Request, person: Person, form) -> Response:
@@ -100,16 +98,16 @@ def routes(web: Web) -> list[Route]:
             raise InvalidRequest(
                 "name a folder under the jobs root, relative to it (no '..', no hidden folders)"
             ) from None
-        made = web.entry.jobs.create(asked, root, by=person.user.actor)
+        made = web.stores.jobs.create(asked, root, by=person.user.actor)
         return web.redirect(f"/jobs/{made.id}")
 
     def job_page(request: Request, person: Person, form) -> Response:
-        job = web.entry.jobs.status(request.path_params["job_id"])
-        failed = web.entry.jobs.items(job.id, state="failed", limit=200)
+        job = web.stores.jobs.status(request.path_params["job_id"])
+        failed = web.stores.jobs.items(job.id, state="failed", limit=200)
         return web.render(request, "job.html", person, job=job, failed=failed)
 
     def job_progress(request: Request, person: Person, form) -> Response:
-        job = web.entry.jobs.status(request.path_params["job_id"])
+        job = web.stores.jobs.status(request.path_params["job_id"])
         progress = JobProgress(**job.model_dump(include=set(JobProgress.model_fields)))
         return JSONResponse(progress.model_dump(mode="json"))
 

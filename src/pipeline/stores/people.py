@@ -14,17 +14,16 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pipeline.serving.access import DATABASE, ROLES, Role
-from pipeline.serving.database import Database
-from pipeline.serving.records import utc_now
-from pipeline.web.passwords import DECOY, hash_password, verify_password
+from pipeline.stores.access import DATABASE, ROLES, Role
+from pipeline.stores.database import Database
+from pipeline.stores.passwords import DECOY, hash_password, verify_password
+from pipeline.stores.records import utc_now
 
 MAX_FAILURES, LOCK_MINUTES = 10, 15  # Then sign-in for that name waits: guessing stays slow.
 MOST_PATCHES = 200  # Distinct areas one person may uncover of one image before confirming (and the budget).
@@ -109,9 +108,6 @@ class People:
     def in_data_dir(cls, data_dir: Path) -> People:
         return cls(Path(data_dir) / DATABASE)
 
-    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.database.connect()
-
     # ---- users ----
 
     @staticmethod
@@ -134,7 +130,7 @@ class People:
             raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {roles}")
         hashed = hash_password(password)
         try:
-            with self._db() as db:
+            with self.database.connect() as db:
                 cursor = db.execute(
                     "INSERT INTO users (name, roles, password, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                     (name, ",".join(sorted(set(roles))), hashed, utc_now().isoformat(), created_by),
@@ -144,41 +140,41 @@ class People:
         return self.user(int(cursor.lastrowid))
 
     def user(self, user_id: int) -> User:
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         if row is None:
             raise KeyError(user_id)
         return self._user(row)
 
     def user_named(self, name: str) -> User:
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
         if row is None:
             raise KeyError(name)
         return self._user(row)
 
     def users(self) -> list[User]:
-        with self._db() as db:
+        with self.database.connect() as db:
             return [self._user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
 
     def set_disabled(self, user_id: int, disabled: bool) -> User:
         """Disabling ends every session of the user at once."""
         now = utc_now().isoformat()
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("UPDATE users SET disabled_at = ? WHERE id = ?", (now if disabled else None, user_id))
             if disabled:
                 db.execute("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL", (now, user_id))
         return self.user(user_id)
 
     def check_password(self, user_id: int, password: str) -> bool:
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT password FROM users WHERE id = ?", (user_id,)).fetchone()
         return row is not None and verify_password(password, row["password"])
 
     def set_password(self, user_id: int, password: str) -> None:
         """A new password ends every other sign-in: whoever knew the old one is out."""
         hashed = hash_password(password)
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute(
                 "UPDATE users SET password = ?, failures = 0, locked_until = NULL WHERE id = ?", (hashed, user_id)
             )
@@ -190,7 +186,7 @@ class People:
     def set_blur_strength(self, user_id: int, strength: int) -> None:
         if not 0 <= strength <= 100:
             raise ValueError("blur strength is 0 to 100")
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("UPDATE users SET blur_strength = ? WHERE id = ?", (strength, user_id))
 
     # ---- sessions ----
@@ -203,7 +199,7 @@ class People:
         the count: parallel guesses each get their own number, and those past MAX_FAILURES are
         refused whatever the password. A success sets the count back to 0."""
         now = utc_now()
-        with self._db() as db:
+        with self.database.connect() as db:
             # A lock that has run out starts the count afresh.
             row = db.execute(
                 "UPDATE users SET "
@@ -225,7 +221,7 @@ class People:
                 self._lock(row["id"], now)
             return None
         secret = secrets.token_urlsafe(32)
-        with self._db() as db:
+        with self.database.connect() as db:
             # Sessions that can never be used again, and their reveals, are dropped as new ones start.
             db.execute(
                 "DELETE FROM reveals WHERE session_id IN "
@@ -249,12 +245,12 @@ class People:
     def _lock(self, user_id: int, now: datetime) -> None:
         """Locked for LOCK_MINUTES from the failure that reached the limit (not extended by later ones)."""
         until = (now + timedelta(minutes=LOCK_MINUTES)).isoformat()
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("UPDATE users SET locked_until = COALESCE(locked_until, ?) WHERE id = ?", (until, user_id))
 
     def unlock(self, user_id: int) -> None:
         """Sign-in open again at once (an admin locked out by guesses; `gore-censor users unlock`)."""
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?", (user_id,))
 
     def person(self, secret: str) -> Person | None:
@@ -262,7 +258,7 @@ class People:
         if not secret or len(secret) > 200:
             return None
         digest = _digest(secret)
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute(
                 "SELECT s.id AS session_id, s.digest, s.csrf, s.expires_at, u.* FROM sessions s "
                 "JOIN users u ON u.id = s.user_id WHERE s.digest = ? AND s.ended_at IS NULL AND u.disabled_at IS NULL",
@@ -275,7 +271,7 @@ class People:
         return Person(user=self._user(row), session_id=row["session_id"], csrf=row["csrf"])
 
     def sign_out(self, session_id: int) -> None:
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (utc_now().isoformat(), session_id))
             db.execute("DELETE FROM reveals WHERE session_id = ?", (session_id,))
 
@@ -283,7 +279,7 @@ class People:
 
     def grant_reveal(self, session_id: int, image_id: str, minutes: float) -> None:
         until = (utc_now() + timedelta(minutes=minutes)).isoformat()
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute(
                 "INSERT INTO reveals (session_id, image_id, until) VALUES (?, ?, ?) "
                 "ON CONFLICT (session_id, image_id) DO UPDATE SET until = excluded.until",
@@ -291,7 +287,7 @@ class People:
             )
 
     def revealed(self, session_id: int, image_id: str) -> bool:
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute(
                 "SELECT until FROM reveals WHERE session_id = ? AND image_id = ?", (session_id, image_id)
             ).fetchone()
@@ -303,7 +299,7 @@ class People:
         """Record that this person uncovers `box` (left, top, width, height) of the image, unless the
         area their patches of it cover together would pass `budget_px`: then False, nothing recorded.
         Checked and recorded in one transaction, so parallel presses cannot each slip under it."""
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("BEGIN IMMEDIATE")
             boxes = [
                 tuple(row)
@@ -325,7 +321,7 @@ class People:
         return True
 
     def patched_area(self, user_id: int, image_id: str) -> int:
-        with self._db() as db:
+        with self.database.connect() as db:
             rows = db.execute(
                 "SELECT left_px, top_px, width_px, height_px FROM patches WHERE user_id = ? AND image_id = ?",
                 (user_id, image_id),
@@ -337,7 +333,7 @@ class People:
     def count_exposure(
         self, user_id: int, *, blurred: int = 0, originals: int = 0, patches: int = 0, gore_pixels: int = 0
     ) -> None:
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute(
                 "INSERT INTO exposure (user_id, day, blurred, originals, patches, gore_pixels) "
                 "VALUES (?, ?, ?, ?, ?, ?) "
@@ -359,7 +355,7 @@ class People:
         args: list = [since]
         if user_id is not None:
             query, args = query + " AND e.user_id = ?", [*args, user_id]
-        with self._db() as db:
+        with self.database.connect() as db:
             rows = db.execute(query + " ORDER BY e.day DESC, u.name", args).fetchall()
         return [ExposureDay(**dict(row)) for row in rows]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -23,9 +22,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from pipeline.errors import InvalidRequest
-from pipeline.serving.database import Database
-from pipeline.serving.image_store import ImageStore
-from pipeline.serving.records import Analysis, ImageRecord, Verdict
+from pipeline.stores.database import Database
+from pipeline.stores.images import ImageStore
+from pipeline.stores.records import Analysis, ImageRecord, Verdict
 
 DATABASE = "index.db"
 Filter = Literal["all", "gore", "not_gore", "reviewed", "unreviewed"]
@@ -108,9 +107,6 @@ class GalleryIndex:
     def in_data_dir(cls, data_dir: Path, threshold_for: Callable[[Analysis], float]) -> GalleryIndex:
         return cls(Path(data_dir) / DATABASE, threshold_for)
 
-    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.database.connect()
-
     # ---- writing ----
 
     def _values(self, record: ImageRecord) -> tuple | None:
@@ -133,7 +129,7 @@ class GalleryIndex:
 
     def put_many(self, records: Iterable[ImageRecord]) -> int:
         rows = [values for values in map(self._values, records) if values is not None]
-        with self._db() as db:
+        with self.database.connect() as db:
             db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
@@ -142,13 +138,13 @@ class GalleryIndex:
 
     def rebuild(self, store: ImageStore, chunk: int = 2000) -> int:
         """Every record again, from nothing."""
-        with self._db() as db:
+        with self.database.connect() as db:
             db.execute("DELETE FROM images")
         return self._add(store, store.ids(), chunk)
 
     def catch_up(self, store: ImageStore, chunk: int = 2000) -> int:
         """Records the index does not know yet (written by another program, or before it existed)."""
-        with self._db() as db:
+        with self.database.connect() as db:
             known = {row[0] for row in db.execute("SELECT id FROM images")}
         return self._add(store, (i for i in store.ids() if i not in known), chunk)
 
@@ -167,7 +163,7 @@ class GalleryIndex:
     def count(self, kind: Filter = "all", search: str = "") -> int:
         conditions, args = self._conditions(kind, search)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        with self._db() as db:
+        with self.database.connect() as db:
             return db.execute(f"SELECT COUNT(*) FROM images {where}", args).fetchone()[0]
 
     @staticmethod
@@ -207,7 +203,7 @@ class GalleryIndex:
             order = "ASC"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         query = f"SELECT * FROM images {where} ORDER BY seq {order}, id {order} LIMIT ?"
-        with self._db() as db:
+        with self.database.connect() as db:
             found = [self._row(row) for row in db.execute(query, (*args, size + 1))]
         more = len(found) > size
         found = found[:size]
@@ -219,7 +215,7 @@ class GalleryIndex:
 
     def neighbour(self, image_id: str, kind: Filter = "all", search: str = "", older: bool = True) -> str | None:
         """The id of the next image in the gallery's order after (older) or before (newer) this one."""
-        with self._db() as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT seq FROM images WHERE id = ?", (image_id,)).fetchone()
         if row is None:
             return None
@@ -231,7 +227,7 @@ class GalleryIndex:
         """Ids whose perceptual hash differs from `phash` in at most `distance` bits (itself included),
         nearest first. Every hash is compared inside SQLite, so only the matches come back."""
         target = int(phash, 16) % U64
-        with self._db() as db:
+        with self.database.connect() as db:
             db.create_function("bits_apart", 1, lambda p: ((p % U64) ^ target).bit_count(), deterministic=True)
             rows = db.execute(
                 "SELECT id, bits_apart(phash) AS d FROM images WHERE d <= ? ORDER BY d, id LIMIT ?", (distance, most)

@@ -25,7 +25,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.errors import NotFound, StoreFull
 from pipeline.files import atomic_write
-from pipeline.serving.records import ImageRecord
+from pipeline.stores.records import ImageRecord
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[0-9a-z][0-9a-z._-]{0,120}$")
@@ -77,15 +77,21 @@ class ImageStore(Protocol):
     def ids(self) -> Iterator[str]: ...
 
 
+class RecordIndex(Protocol):
+    """What lists the records (the gallery index): told every record as merged."""
+
+    def put(self, record: ImageRecord) -> None: ...
+
+
 class FileSystemStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, index: RecordIndex | None = None):
         self.root = Path(root)
         self.scratch = self.root / "tmp"
         """Where files are written before being renamed into place: only there can a killed
         process leave half a file, and `sweep` empties it before a service starts."""
-        self.listeners: list[Callable[[ImageRecord], None]] = []
-        """Told every record as merged (the web app's gallery index); a listener's failure is
-        logged and never fails the write: what listens can be rebuilt from the records."""
+        self.index = index
+        """Kept current by every merge, whoever writes (the service, a job, the offline command); its
+        failure is logged and never fails the write: the index can be rebuilt from the records."""
 
     def sweep(self) -> int:
         """Remove what killed writers left in the scratch folder; call when no writer runs."""
@@ -145,12 +151,11 @@ class FileSystemStore:
             merged = record if stored is None else stored.merged(record)
             if merged != stored:
                 self._write(self.folder(record.id) / RECORD, merged.model_dump_json(indent=1).encode())
-        if merged != stored:
-            for listener in self.listeners:
-                try:
-                    listener(merged)
-                except Exception:
-                    log.exception("a record listener failed; the record itself is stored")
+        if merged != stored and self.index is not None:
+            try:
+                self.index.put(merged)
+            except Exception:
+                log.exception("the record index failed; the record itself is stored")
         return merged
 
     def ids(self) -> Iterator[str]:

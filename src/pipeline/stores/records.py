@@ -97,3 +97,9 @@ class ImageRecord(BaseModel):
 
 def analysis_key(classifier: str, segmenter: str) -> str:
     return f"{classifier}|{segmenter}"
+
+
+def gore_threshold(analysis: Analysis, deployment: float | None) -> float:
+    """The gore threshold an analysis is read at: the deployment's when set, else the one its
+    classifier was tuned for."""
+    return analysis.classifier_threshold if deployment is None else deployment

@@ -1,0 +1,270 @@
+"""Collection jobs as stored: one row per job and one per file in `jobs.db` (the data directory).
+
+A job is stored with one item per file before it is answered, so it survives a restart: items a
+stopped worker had claimed go back to pending, and the job resumes. Workers claim a chunk of
+pending items at a time, atomically, so several workers share a job; a passing error (503, 507)
+puts an item back for later, a bad file is recorded as failed. Only files under `GORE_JOBS_ROOT`
+may be named (who works the items: pipeline.serving.jobs).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from pipeline.errors import Forbidden, NotFound
+from pipeline.files import walk_files
+from pipeline.stores.database import Database
+from pipeline.stores.records import utc_now
+
+JobState = Literal["queued", "running", "done", "cancelled"]
+ItemState = Literal["pending", "working", "done", "failed"]
+DATABASE = "jobs.db"
+RATE_WINDOW_S = 60
+MOST_FILES = 100_000  # Files one job may list (a folder's walk stops past it).
+
+
+# Relative, segment by segment; no segment starts with a dot (so no `..`, no hidden files).
+RelativePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_ -][A-Za-z0-9_. -]*(/[A-Za-z0-9_ -][A-Za-z0-9_. -]*)*$")]
+
+
+class JobRequest(BaseModel):
+    folder: RelativePath | None = Field(
+        None, description="A folder under GORE_JOBS_ROOT: every file in it, recursively."
+    )
+    files: list[RelativePath] | None = Field(
+        None, min_length=1, max_length=MOST_FILES, description="Files under GORE_JOBS_ROOT."
+    )
+
+    @model_validator(mode="after")
+    def one_source(self) -> JobRequest:
+        if (self.folder is None) == (self.files is None):
+            raise ValueError("give either `folder` or `files`")
+        return self
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: JobState
+    source: str = Field(description="The folder, or how many files were listed.")
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    total: int
+    done: int
+    failed: int
+    remaining: int
+    already_analysed: int = Field(description="Done items whose image the serving models had analysed before.")
+    images_per_s: float | None = Field(description="Over the last minute of work.")
+    eta_s: float | None = Field(description="Seconds to go at that rate.")
+
+
+class JobItem(BaseModel):
+    seq: int = Field(description="The item's place in the job; page with ?after=<seq>.")
+    path: str
+    state: ItemState
+    image_id: str | None = None
+    status: int | None = Field(None, description="HTTP status this file would have had on its own.")
+    error: str | None = None
+
+
+def inside(root: Path, relative: str, what: str = "the jobs root (GORE_JOBS_ROOT)") -> Path:
+    """`relative` under `root`, or a 403: no absolute paths, no `..`, no symlink out of it."""
+    root = root.resolve()
+    path = (root / relative).resolve()
+    if not relative or Path(relative).is_absolute() or not path.is_relative_to(root):
+        raise Forbidden(f"{relative!r} is not inside {what}; name paths relative to it")
+    return path
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    root: Path
+    items: list[JobItem]
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL, started_at TEXT, finished_at TEXT, root TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
+    image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
+    PRIMARY KEY (job_id, seq));
+CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
+"""
+
+
+class JobStore:
+    def __init__(self, path: Path):
+        self.database = Database(path, SCHEMA)
+        self.path = self.database.path
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> JobStore:
+        return cls(Path(data_dir) / DATABASE)
+
+    # ---- jobs ----
+
+    def create(self, request: JobRequest, root: Path, by: str) -> JobStatus:
+        """List the job's files now (so a restart knows them all), store it, and answer its status."""
+        if request.folder is not None:
+            folder = inside(root, request.folder)
+            if not folder.is_dir():
+                raise NotFound(f"no folder {request.folder!r} under the jobs root")
+            paths = walk_files(root.resolve(), os.path.relpath(folder, root.resolve()), MOST_FILES)
+            source = request.folder
+        else:
+            paths = [os.path.relpath(inside(root, f), root.resolve()) for f in request.files]
+            source = f"{len(paths)} files"
+        return self.create_for(paths, root, source, by)
+
+    def create_for(self, paths: list[str], root: Path, source: str, by: str) -> JobStatus:
+        """A job over `paths`, relative to `root` (already checked to be inside it)."""
+        job_id = uuid.uuid4().hex
+        with self.database.connect() as db:
+            db.execute(
+                "INSERT INTO jobs (id, state, source, created_at, created_by, root) VALUES (?, 'queued', ?, ?, ?, ?)",
+                (job_id, source, utc_now().isoformat(), by, str(root.resolve())),
+            )
+            db.executemany(
+                "INSERT INTO items (job_id, seq, path, state) VALUES (?, ?, ?, 'pending')",
+                [(job_id, seq, path) for seq, path in enumerate(paths)],
+            )
+        if not paths:
+            self._finish_if_complete(job_id)
+        return self.status(job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        with self.database.connect() as db:
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            counts = dict(db.execute("SELECT state, COUNT(*) FROM items WHERE job_id = ? GROUP BY state", (job_id,)))
+            reused = db.execute("SELECT COUNT(*) FROM items WHERE job_id = ? AND reused = 1", (job_id,)).fetchone()[0]
+            since = datetime.fromtimestamp(utc_now().timestamp() - RATE_WINDOW_S, tz=utc_now().tzinfo).isoformat()
+            recent = db.execute(
+                "SELECT COUNT(*), MIN(done_at) FROM items WHERE job_id = ? AND done_at > ?", (job_id, since)
+            ).fetchone()
+        total = sum(counts.values())
+        remaining = counts.get("pending", 0) + counts.get("working", 0)
+        rate = None
+        if recent[0]:
+            window = max(1.0, (utc_now() - datetime.fromisoformat(recent[1])).total_seconds())
+            rate = round(recent[0] / window, 3)
+        return JobStatus(
+            id=job_id,
+            state=job["state"],
+            source=job["source"],
+            created_at=job["created_at"],
+            created_by=job["created_by"],
+            started_at=job["started_at"],
+            finished_at=job["finished_at"],
+            total=total,
+            done=counts.get("done", 0),
+            failed=counts.get("failed", 0),
+            remaining=remaining,
+            already_analysed=reused,
+            images_per_s=rate,
+            eta_s=round(remaining / rate, 1) if rate and job["state"] == "running" else None,
+        )
+
+    def jobs(self) -> list[JobStatus]:
+        with self.database.connect() as db:
+            ids = [row[0] for row in db.execute("SELECT id FROM jobs ORDER BY created_at DESC")]
+        return [self.status(job_id) for job_id in ids]
+
+    def items(self, job_id: str, *, state: str | None = None, after: int = -1, limit: int = 1000) -> list[JobItem]:
+        query = "SELECT * FROM items WHERE job_id = ? AND seq > ?"
+        args: list = [job_id, after]
+        if state is not None:
+            query, args = query + " AND state = ?", [*args, state]
+        with self.database.connect() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise NotFound(f"no job {job_id}")  # Not the whole status: counting a big job's items is work.
+            rows = db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [
+            JobItem(
+                seq=r["seq"],
+                path=r["path"],
+                state=r["state"],
+                image_id=r["image_id"],
+                status=r["status"],
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    def cancel(self, job_id: str) -> JobStatus:
+        with self.database.connect() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'running')",
+                (utc_now().isoformat(), job_id),
+            )
+        return self.status(job_id)
+
+    # ---- the work ----
+
+    def release_claims(self) -> int:
+        """Items claimed by workers that are gone (call before any worker starts): back to pending."""
+        with self.database.connect() as db:
+            return db.execute("UPDATE items SET state = 'pending' WHERE state = 'working'").rowcount
+
+    def claim(self, limit: int) -> Claim | None:
+        """Up to `limit` pending items of the oldest live job, marked working."""
+        with self.database.connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # One claimer at a time across processes.
+            job = db.execute(
+                "SELECT j.id, j.root FROM jobs j WHERE j.state IN ('queued', 'running') AND EXISTS "
+                "(SELECT 1 FROM items i WHERE i.job_id = j.id AND i.state = 'pending') ORDER BY j.created_at LIMIT 1"
+            ).fetchone()
+            if job is None:
+                return None
+            rows = db.execute(
+                "UPDATE items SET state = 'working' WHERE job_id = ? AND seq IN (SELECT seq FROM items "
+                "WHERE job_id = ? AND state = 'pending' ORDER BY seq LIMIT ?) RETURNING seq, path",
+                (job["id"], job["id"], limit),
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (utc_now().isoformat(), job["id"]),
+            )
+        items = [JobItem(seq=r["seq"], path=r["path"], state="working") for r in sorted(rows, key=lambda r: r["seq"])]
+        return Claim(job["id"], Path(job["root"]), items)
+
+    def record(self, job_id: str, outcomes: list[tuple[int, str | None, int, str | None, bool]]) -> None:
+        """(seq, image id, status, error, reused) per item; passing errors go back to pending."""
+        now = utc_now().isoformat()
+        with self.database.connect() as db:
+            for seq, image_id, status, error, reused in outcomes:
+                if image_id is not None:
+                    db.execute(
+                        "UPDATE items SET state = 'done', image_id = ?, status = ?, reused = ?, done_at = ? "
+                        "WHERE job_id = ? AND seq = ?",
+                        (image_id, status, int(reused), now, job_id, seq),
+                    )
+                elif status in (503, 507):
+                    db.execute("UPDATE items SET state = 'pending' WHERE job_id = ? AND seq = ?", (job_id, seq))
+                else:
+                    db.execute(
+                        "UPDATE items SET state = 'failed', status = ?, error = ?, done_at = ? "
+                        "WHERE job_id = ? AND seq = ?",
+                        (status, error, now, job_id, seq),
+                    )
+        self._finish_if_complete(job_id)
+
+    def _finish_if_complete(self, job_id: str) -> None:
+        with self.database.connect() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'done', finished_at = ? WHERE id = ? AND state IN ('queued', 'running') AND "
+                "NOT EXISTS (SELECT 1 FROM items WHERE job_id = ? AND state IN ('pending', 'working'))",
+                (utc_now().isoformat(), job_id, job_id),
+            )
