@@ -5,6 +5,7 @@ bentoml serve service:Censor      # POST /censor, POST /censor/batch, GET /image
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import bentoml
@@ -18,8 +19,9 @@ with bentoml.importing():
     from pipeline.serving.entry import Entry, ModelClients
     from pipeline.serving.model_service import load_model, preflight
     from pipeline.serving.resilience import DRAINING
+    from pipeline.serving.routes import censor as work
     from pipeline.serving.schemas import BatchItem, Cascade, CensorResult, Margin, Passes, Style, Threshold, Uncertain
-    from pipeline.serving.uncertainty import ClassifierSample, DropoutSampling
+    from pipeline.uncertainty.served import ClassifierSample, DropoutSampling
     from pipeline.web import web_app
 
 settings = get_settings()
@@ -104,7 +106,8 @@ class Censor:
         cascade: Cascade = False,
     ) -> CensorResult:
         """Classify one image, every frame; when gore_probability >= threshold, censor it. Answers its JSON."""
-        return await entry.censor_one(self.models, image, threshold, style, margin, uncertainty, cascade)
+        current = partial(entry.censorer, self.models)
+        return await work.censor_one(current, image, threshold, style, margin, uncertainty, cascade)
 
     @bentoml.api(route="/censor/batch")
     async def censor_batch(
@@ -117,7 +120,8 @@ class Censor:
         cascade: Cascade = False,
     ) -> list[BatchItem]:
         """Several images in field `images`, batched through both models; each file fails alone."""
-        return await entry.censor_batch(self.models, images, threshold, style, margin, uncertainty, cascade)
+        current, most = partial(entry.censorer, self.models), settings.max_batch_images
+        return await work.censor_batch(current, images, most, threshold, style, margin, uncertainty, cascade)
 
 
 for middleware, options in entry.middleware():  # In the order they run.

@@ -60,7 +60,7 @@ def dropout_floor(tag: str, images: list[np.ndarray], passes: int, batch: int = 
     `passes` times (what the Classifier service runs for the `uncertainty` option)."""
     from pipeline.imaging.model_input import model_batch
     from pipeline.model_store.loading import stored_model
-    from pipeline.serving.uncertainty import DropoutSampling
+    from pipeline.uncertainty.served import DropoutSampling
 
     sampling = DropoutSampling(stored_model(tag))
     size = stored_model(tag).info.metadata["input_size"]

@@ -7,7 +7,8 @@ import pytest
 import tf_keras
 
 from pipeline.architectures import build_member, build_voting_ensemble
-from pipeline.architectures.uncertainty import (
+from pipeline.errors import WeightsUnavailable
+from pipeline.uncertainty.dropout import (
     DropoutSampler,
     Uncertainty,
     cascade,
@@ -15,7 +16,6 @@ from pipeline.architectures.uncertainty import (
     mc_dropout_uncertainty,
     member_uncertainty,
 )
-from pipeline.errors import WeightsUnavailable
 
 
 def _u(mean, std) -> Uncertainty:
@@ -90,7 +90,7 @@ def test_the_papers_resnet50v2_offline_with_imagenet_fails_with_a_clear_message(
 
 
 def test_the_served_summary_weighs_the_members_like_the_vote_and_censors_in_doubt():
-    from pipeline.serving.uncertainty import ClassifierSample, MemberSample, cascade_refusal, summarise
+    from pipeline.uncertainty.served import ClassifierSample, MemberSample, cascade_refusal, summarise
 
     # Columns: image 0 (a still), then image 1's two frames. Four passes each.
     wrl = MemberSample(

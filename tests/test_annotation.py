@@ -163,22 +163,26 @@ def test_next_ranks_the_unlabelled_pool_with_the_chosen_strategy(served):
 
 
 def test_labels_land_in_the_data_set_and_leave_the_queue(served):
+    """Into a data set of its own (`landed`): the ranking test sees a pool nobody has labelled."""
     url, root, data_dir = served
+    labels = f"{url}/annotation/labels?dataset=landed"
     headers = {**grant(data_dir, "annotator", name="ann"), "content-type": "text/csv"}
     body = b"image,label\nred000.png,not_gore\nred300.png,gore\nred100.png,maybe\nmissing.png,gore\n"
-    taken = httpx.post(f"{url}/annotation/labels", content=body, headers=headers, timeout=60)
+    taken = httpx.post(labels, content=body, headers=headers, timeout=60)
     assert taken.status_code == 200, taken.text
     answer = taken.json()
     assert (answer["taken"], answer["gore"], answer["not_gore"], answer["unsplit"]) == (2, 1, 1, 2)
     assert {p["item"] for p in answer["problems"]} == {"red100.png", "missing.png"}
-    assert (root / "dataset" / "gore" / "red300.png").read_bytes() == (root / "pool" / "red300.png").read_bytes()
-    manifest = json.loads((root / "dataset" / "dataset.json").read_text())
+    assert (root / "landed" / "gore" / "red300.png").read_bytes() == (root / "pool" / "red300.png").read_bytes()
+    manifest = json.loads((root / "landed" / "dataset.json").read_text())
     assert {s["image"]: s["gore"] for s in manifest["samples"]} == {
         "not_gore/red000.png": False,
         "gore/red300.png": True,
     }
 
-    queue = httpx.post(f"{url}/annotation/next", json={"k": 20}, headers=headers, timeout=300).json()
+    queue = httpx.post(
+        f"{url}/annotation/next", json={"k": 20, "dataset": "landed"}, headers=headers, timeout=300
+    ).json()
     assert queue["labelled"] == 2 and {i["file"] for i in queue["items"]} == set(POOL) - {"red000.png", "red300.png"}
 
     # VIA: a region makes a mask; relabelling moves an image to its new class.
@@ -187,14 +191,12 @@ def test_labels_land_in_the_data_set_and_leave_the_queue(served):
         "region_attributes": {},
     }
     project = {"x": {"filename": "red045.png", "size": 1, "regions": [region], "file_attributes": {}}}
-    via = httpx.post(
-        f"{url}/annotation/labels", json=project, headers={k: v for k, v in headers.items() if k != "content-type"}
-    )
+    via = httpx.post(labels, json=project, headers={k: v for k, v in headers.items() if k != "content-type"})
     assert via.status_code == 200 and via.json()["taken"] == 1, via.text
-    assert (root / "dataset" / "masks" / "red045.png").is_file()
-    again = httpx.post(f"{url}/annotation/labels", content=b"image,label\nred300.png,clean\n", headers=headers)
-    assert again.json()["taken"] == 1 and (root / "dataset" / "not_gore" / "red300.png").is_file()
-    assert not (root / "dataset" / "gore" / "red300.png").exists()
+    assert (root / "landed" / "masks" / "red045.png").is_file()
+    again = httpx.post(labels, content=b"image,label\nred300.png,clean\n", headers=headers)
+    assert again.json()["taken"] == 1 and (root / "landed" / "not_gore" / "red300.png").is_file()
+    assert not (root / "landed" / "gore" / "red300.png").exists()
 
     audit = httpx.get(f"{url}/admin/audit", headers=grant(data_dir, "admin"), timeout=30).json()
     assert any(e["action"] == "annotation labels" and e["actor"] == "ann" for e in audit)

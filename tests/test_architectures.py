@@ -51,7 +51,7 @@ def test_segmenter_outputs_one_probability_per_pixel():
     model = build_segmenter("mobilenetv2", weights=None)
     images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
     out = model.predict(images, verbose=0)
-    fpn = model.get_layer("model")
+    [fpn] = [layer for layer in model.layers if isinstance(layer, tf_keras.Model)]  # Its name depends on build order.
     scores = tf_keras.Model(fpn.input, fpn.get_layer("head_conv").output)
     logits = scores.predict(model.get_layer("preprocessing")(images).numpy(), verbose=0)
     assert out.shape == (2, 224, 224, 1)

@@ -13,9 +13,6 @@ import pytest
 from PIL import Image
 
 from pipeline.data.dataset import Dataset, Sample, read_mask
-from pipeline.data.formats.folders import from_class_folders
-from pipeline.data.formats.pairs import from_mask_pairs
-from pipeline.data.formats.via import convert_via
 from pipeline.data.synthetic import generate
 from pipeline.data.validation import validate_dataset, validate_via
 
@@ -57,7 +54,7 @@ def via_project(tmp_path):
 
 def test_via_polygons_become_filled_masks_with_soft_edges(via_project, tmp_path):
     project, images = via_project
-    dataset, problems = convert_via(project, images, tmp_path / "out")
+    dataset, problems = Dataset.from_via(project, images, tmp_path / "out")
     assert problems == []
     wound, clean = dataset.samples
     assert wound.gore and not clean.gore
@@ -105,7 +102,7 @@ def test_class_folders_and_mask_pairs(tmp_path):
         (tmp_path / "cls" / folder).mkdir(parents=True)
         for i in range(n):
             Image.new("RGB", (8, 8)).save(tmp_path / "cls" / folder / f"{i}.jpg")
-    dataset = from_class_folders(tmp_path / "cls")
+    dataset = Dataset.from_class_folders(tmp_path / "cls")
     assert sorted((s.image, s.gore) for s in dataset.samples)[:2] == [("gore/0.jpg", True), ("gore/1.jpg", True)]
     assert sum(not s.gore for s in dataset.samples) == 3
     (tmp_path / "seg" / "images").mkdir(parents=True)
@@ -113,13 +110,13 @@ def test_class_folders_and_mask_pairs(tmp_path):
     for name, value in (("hit", 255), ("miss", 0)):
         Image.new("RGB", (8, 8)).save(tmp_path / "seg" / "images" / f"{name}.png")
         Image.new("L", (8, 8), value).save(tmp_path / "seg" / "masks" / f"{name}.png")
-    assert {s.image: s.gore for s in from_mask_pairs(tmp_path / "seg").samples} == {
+    assert {s.image: s.gore for s in Dataset.from_pairs(tmp_path / "seg").samples} == {
         "images/hit.png": True,
         "images/miss.png": False,
     }
     (tmp_path / "cls" / "maybe").mkdir()
     with pytest.raises(ValueError, match="gore / not_gore"):
-        from_class_folders(tmp_path / "cls")
+        Dataset.from_class_folders(tmp_path / "cls")
 
 
 def _dataset(n_gore=40, n_clean=80):

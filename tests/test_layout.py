@@ -67,6 +67,11 @@ def test_there_is_no_import_cycle_between_rooms():
         ("training", "active_learning"),
         ("evaluation", "active_learning"),
         ("data", "active_learning"),
+        # Uncertainty is shared by evaluation, active learning and the service: it builds on none of them.
+        ("uncertainty", "serving"),
+        ("uncertainty", "active_learning"),
+        ("uncertainty", "evaluation"),
+        ("uncertainty", "web"),
     ],
 )
 def test_rooms_stay_out_of_each_other(importer, forbidden):

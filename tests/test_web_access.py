@@ -353,6 +353,9 @@ def test_a_review_applies_to_the_near_duplicate_group(site, tmp_path):
 
 
 def test_the_gallery_pages_by_keyset_and_filters_and_searches(site):
+    buffer = io.BytesIO()  # A third image, so that pages of two run to a second page.
+    Image.fromarray(np.full((120, 160, 3), (20, 20, 200), np.uint8)).save(buffer, format="PNG")
+    assert site["api"].post("/censor", files={"image": ("blue.png", buffer.getvalue())}).status_code == 200
     client, _ = signed_in(site, "bo")
     seen, path = [], "/gallery"
     while path:

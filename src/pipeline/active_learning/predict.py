@@ -6,7 +6,7 @@ import numpy as np
 import tf_keras
 
 from pipeline.active_learning.strategies import PoolPredictions
-from pipeline.architectures.uncertainty import DropoutSampler, ensemble_members, vote_weights
+from pipeline.uncertainty.dropout import DropoutSampler, ensemble_members, vote_weights
 
 
 class Committee:

@@ -15,11 +15,11 @@ import numpy as np
 import tf_keras
 from pydantic import BaseModel
 
-from pipeline.active_learning.labels import labelled_names
 from pipeline.active_learning.predict import Committee
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
 from pipeline.config import get_settings
 from pipeline.data.formats.folders import image_files
+from pipeline.data.labels import labelled_names
 from pipeline.errors import PipelineError
 from pipeline.files import read_inside
 from pipeline.imaging.decode import decode_upload

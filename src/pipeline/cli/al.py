@@ -31,39 +31,6 @@ STRATEGY_HELP = (
     "random, least_confidence, entropy (the paper's), margin, mc_dropout, disagreement (between members), "
     "gore_averse (ours: uncertain images predicted clean first)"
 )
-# The paper's settings, and a configuration sized for a 2-core CPU (`--quick`).
-PAPER = {
-    "members": ["resnet50v2_al:bce"],
-    "input_size": 224,
-    "weights": "imagenet",
-    "folds": 5,
-    "run_folds": None,
-    "seeds": [0, 1, 2, 3, 4],
-    "query_size": 500,
-    "mc_passes": 30,
-    "epochs": 5,
-    "patience": 2,
-    "batch_size": 32,
-    "limit": None,
-    "frozen_encoder": False,
-    "encoder_from": None,
-}
-QUICK = {
-    "members": ["mobilenetv2:bce", "mobilenetv2:wrl"],
-    "input_size": 128,
-    "weights": "none",
-    "frozen_encoder": True,
-    "encoder_from": "gore-segmenter-demo:latest",
-    "folds": 5,
-    "run_folds": None,
-    "seeds": [0],
-    "query_size": 32,
-    "mc_passes": 10,
-    "epochs": 5,
-    "patience": 2,
-    "batch_size": 32,
-    "limit": None,
-}
 
 
 def _set_threads(threads: int) -> None:
@@ -78,21 +45,6 @@ def _set_threads(threads: int) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow ran an op in this process already: its thread pools are fixed.
             console.print("TensorFlow is initialised already; keeping its own thread counts")
-
-
-def _members(choices: list[str]):
-    from pipeline.architectures import MEMBER_ARCHITECTURES
-    from pipeline.profiles import MemberSpec
-
-    specs = []
-    for i, choice in enumerate(choices):
-        architecture, _, loss = choice.partition(":")
-        if architecture not in MEMBER_ARCHITECTURES:
-            fail(f"unknown member architecture {architecture!r}; choose one of {sorted(MEMBER_ARCHITECTURES)}")
-        specs.append(
-            MemberSpec(name=f"{architecture}_{loss or 'bce'}_{i}", architecture=architecture, loss=loss or "bce")
-        )
-    return specs
 
 
 @al_app.command("simulate")
@@ -188,12 +140,13 @@ def simulate(
     """The paper's experiment: k-fold cross validation, several seeds, every strategy and full
     supervision; accuracy, Double F1 and recall by share of labelled data (plots and a Table 2), and
     the gore images an annotator was shown before the model came within 1% of full supervision."""
+    from pipeline.active_learning.learners import PAPER, QUICK
+    from pipeline.active_learning.strategies import STRATEGIES
+
     preset = QUICK if quick else PAPER
 
     def pick(value, key):
         return preset[key] if value is None else value
-
-    from pipeline.active_learning.strategies import STRATEGIES
 
     unknown = sorted(set(strategy or []) - set(STRATEGIES))
     if unknown:
@@ -201,25 +154,23 @@ def simulate(
     if augmentation not in ("paper", "thesis", "none"):
         fail("--augmentation is paper, thesis or none")
     _set_threads(threads)
-    from pipeline.active_learning.keras_learner import (
-        CycleTraining,
-        FeatureCache,
-        FrozenEncoderLearner,
-        KerasLearner,
-    )
-    from pipeline.active_learning.keras_learner import frozen_encoder as build_frozen_encoder
+    from pipeline.active_learning.keras_learner import CycleTraining
+    from pipeline.active_learning.learners import learners, member_specs
     from pipeline.active_learning.loop import LoopSettings
     from pipeline.active_learning.report import reached, write_report
     from pipeline.active_learning.simulate import SimulationSettings
     from pipeline.active_learning.simulate import simulate as run
     from pipeline.data.dataset import Dataset
-    from pipeline.imaging.model_input import model_batch
 
     if profile is not None:
         spec = profile_named(profile)
         specs, size = spec.classifier.members, input_size or spec.classifier.input_size
     else:
-        specs, size = _members(member or preset["members"]), pick(input_size, "input_size")
+        try:
+            specs = member_specs(member or preset["members"])
+        except ValueError as error:
+            fail(str(error))
+        size = pick(input_size, "input_size")
     chosen_weights = pick(weights, "weights")
     with reported():
         settings = SimulationSettings(
@@ -257,53 +208,24 @@ def simulate(
             encoder = load_stored(stored_model(encoder_tag), "keras")
         dataset = Dataset.load(data)
         started = time.perf_counter()
-        frozen = pick(frozen_encoder, "frozen_encoder")
-        inputs = lambda images: model_batch(images, size)  # noqa: E731
-        if frozen:
-            if len({s.architecture for s in specs}) != 1:
-                fail("--frozen-encoder shares one encoder: give members of one architecture")
-            cache = FeatureCache(
-                build_frozen_encoder(specs[0].architecture, input_size=size, encoder_from=encoder),
-                views=views,
-                augmentation=augmentation,  # type: ignore[arg-type]
-                seed=split_seed,
-            )
-            inputs = cache.plain
-
-        def make_learner(pool_images, validation_images, validation_labels):
-            if frozen:
-                return FrozenEncoderLearner(
-                    cache, pool_images, validation_images, validation_labels, specs, training=training
-                )
-            return KerasLearner(
-                pool_images,
-                validation_images,
-                validation_labels,
-                specs,
-                input_size=size,
-                training=training,
-                weights=None if chosen_weights == "none" else chosen_weights,
-                trainable_from=trainable_from,
-                encoder_from=encoder,
-            )
+        made = learners(
+            specs,
+            input_size=size,
+            training=training,
+            weights=chosen_weights,
+            trainable_from=trainable_from,
+            encoder=encoder,
+            encoder_tag=encoder_tag,
+            frozen=pick(frozen_encoder, "frozen_encoder"),
+            views=views,
+            augmentation=augmentation,  # type: ignore[arg-type]
+            seed=split_seed,
+        )
 
         def progress(step: str) -> None:
             console.print(f"[{time.perf_counter() - started:7.1f} s] {step}", highlight=False)
 
-        described = ", ".join(f"{s.architecture}:{s.loss}" for s in specs)
-        model = f"{described} at {size} px, weights {chosen_weights}" + (
-            f", encoder from {encoder_tag}" if encoder_tag else ""
-        )
-        if frozen:
-            model += f", encoder frozen (heads trained on cached outputs of 1 + {views} augmented views per image)"
-        result = run(
-            dataset,
-            make_learner,
-            settings,
-            model=model,
-            test_inputs=inputs,
-            progress=progress,
-        )
+        result = run(dataset, made.make, settings, model=made.described, test_inputs=made.inputs, progress=progress)
         report = write_report(result, out)
     console.print(f"report: {report} ({(time.perf_counter() - started) / 60:.1f} min)")
     for row in reached(result):
@@ -376,12 +298,13 @@ def labels(
 ) -> None:
     """Take labels into a data set folder in the training tools' formats (CSV: gore/ and not_gore/ copies;
     VIA: masks), keeping what it held; exit 1 if any label had a problem."""
-    from pipeline.active_learning.labels import ingest_labels
+    from pipeline.data.dataset import Dataset
 
     if label_format not in (None, "csv", "via"):
         fail("--format is csv or via")
     with reported():
-        dataset, problems = ingest_labels(source, images, out, label_format)  # type: ignore[arg-type]
+        added = Dataset.add_labels(source, images, out, label_format)  # type: ignore[arg-type]
+    dataset, problems = added.dataset, added.problems
     for problem in problems:
         console.print(f"[red]problem:[/] {problem}", highlight=False)
     gore = int(dataset.labels().sum())

@@ -29,10 +29,10 @@ def via(
     out: Annotated[Path, typer.Option(help="Where masks/ and dataset.json go.")],
 ) -> None:
     """VIA project JSON -> masks (filled polygons, 9x9 mean filter, PNG) and labels."""
-    from pipeline.data.formats.via import convert_via
+    from pipeline.data.dataset import Dataset
 
     with reported():
-        dataset, problems = convert_via(project, images, out)
+        dataset, problems = Dataset.from_via(project, images, out)
     console.print(f"{len(dataset)} samples written to {out / 'dataset.json'}")
     _report(problems)
 
@@ -40,19 +40,19 @@ def via(
 @data_app.command("folders")
 def folders(root: Annotated[Path, typer.Argument(help="A folder with gore/ and not_gore/ inside.")]) -> None:
     """root/gore/* and root/not_gore/* -> root/dataset.json (classification)."""
-    from pipeline.data.formats.folders import from_class_folders
+    from pipeline.data.dataset import Dataset
 
     with reported():
-        console.print(f"wrote {from_class_folders(root).save(root)}")
+        console.print(f"wrote {Dataset.from_class_folders(root).save(root)}")
 
 
 @data_app.command("pairs")
 def pairs(root: Annotated[Path, typer.Argument(help="A folder with images/ and masks/ inside.")]) -> None:
     """root/images/<stem>.* with root/masks/<stem>.png -> root/dataset.json (segmentation)."""
-    from pipeline.data.formats.pairs import from_mask_pairs
+    from pipeline.data.dataset import Dataset
 
     with reported():
-        console.print(f"wrote {from_mask_pairs(root).save(root)}")
+        console.print(f"wrote {Dataset.from_pairs(root).save(root)}")
 
 
 @data_app.command("split")

@@ -11,9 +11,13 @@ VIA region attributes (Gore, Blood, Wound, Burn) that splits are stratified on.
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,8 +26,14 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.files import atomic_write
 
+if TYPE_CHECKING:
+    from pipeline.data.formats.via import Problem
+    from pipeline.data.labels import LabelFormat, LabelsAdded
+
 ATTRIBUTES = ("Gore", "Blood", "Wound", "Burn")
 MANIFEST = "dataset.json"
+LOCK_FILE = ".labels.lock"
+_WRITING = threading.Lock()  # flock is per open file: threads of one process take turns here first.
 Split = Literal["train", "validation", "test"]
 
 
@@ -50,6 +60,56 @@ class Dataset(BaseModel):
     _pixels: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
     # ---- files ----
+
+    # ---- made from other formats (converters in formats/), or grown by labels ----
+
+    @classmethod
+    def from_via(
+        cls, project: Path, images_dir: Path, out_dir: Path, max_bytes: int | None = None
+    ) -> tuple[Dataset, list[Problem]]:
+        """A VIA project: masks drawn into `out_dir/masks/`, the manifest written; and the entries refused."""
+        from pipeline.data.formats.via import MOST_IMAGE_BYTES, convert_via
+
+        with cls.writing(out_dir):
+            return convert_via(project, images_dir, out_dir, max_bytes or MOST_IMAGE_BYTES)
+
+    @classmethod
+    def from_class_folders(cls, root: Path) -> Dataset:
+        """`root/gore/*` and `root/not_gore/*` (not saved: call `save`)."""
+        from pipeline.data.formats.folders import from_class_folders
+
+        return from_class_folders(root)
+
+    @classmethod
+    def from_pairs(cls, root: Path, images: str = "images", masks: str = "masks") -> Dataset:
+        """`root/images/x.*` with `root/masks/x.png` (not saved: call `save`)."""
+        from pipeline.data.formats.pairs import from_mask_pairs
+
+        return from_mask_pairs(root, images, masks)
+
+    @staticmethod
+    def add_labels(
+        source: Path, images_dir: Path, out_dir: Path, fmt: LabelFormat | None = None, max_bytes: int | None = None
+    ) -> LabelsAdded:
+        """A CSV (`image,label`) or VIA project naming images in `images_dir`, into the data set at
+        `out_dir` (made if missing): the one way labels are added (see `pipeline.data.labels`)."""
+        from pipeline.data.formats.via import MOST_IMAGE_BYTES
+        from pipeline.data.labels import add_labels
+
+        return add_labels(source, images_dir, out_dir, fmt, max_bytes or MOST_IMAGE_BYTES)
+
+    @staticmethod
+    @contextmanager
+    def writing(folder: Path) -> Iterator[None]:
+        """One writer of a data set folder at a time, across threads and processes."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _WRITING, open(folder / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @classmethod
     def load(cls, folder: Path) -> Dataset:

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import tf_keras
 
-from pipeline.architectures.uncertainty import mc_dropout_draws, mc_dropout_model
 from pipeline.data.dataset import Dataset
 from pipeline.evaluation.leaks import leak_study
 from pipeline.evaluation.plots import plot_errors, plot_pr_curve, plot_uncertainty
@@ -22,6 +21,7 @@ from pipeline.imaging.mask import censor_image
 from pipeline.imaging.model_input import model_batch, model_masks
 from pipeline.metrics import DROPOUT_PASSES, classification_metrics, segmentation_metrics
 from pipeline.profiles import Profile
+from pipeline.uncertainty.dropout import mc_dropout_draws, mc_dropout_model
 
 
 def evaluate_classifier(

@@ -16,22 +16,18 @@ Several Censor workers and people may label at once: a data set is written under
 
 from __future__ import annotations
 
-import fcntl
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.active_learning.labels import LabelFormat, ingest_labels, labelled_names
 from pipeline.active_learning.strategies import STRATEGY_NEEDS, PoolPredictions, Strategy, rank
-from pipeline.data.dataset import MANIFEST, Dataset
+from pipeline.data.dataset import Dataset
 from pipeline.data.formats.folders import image_files
 from pipeline.data.formats.via import MOST_IMAGE_BYTES
+from pipeline.data.labels import LabelFormat, labelled_names
 from pipeline.errors import Conflict, InvalidRequest, NotFound, PipelineError
 from pipeline.serving.censorer import Censorer, Upload
 from pipeline.serving.schemas import CensorResult
@@ -39,7 +35,6 @@ from pipeline.stores.jobs import inside
 from pipeline.stores.labels import AnnotatorStats, LabelDecision, LabelDecisions
 
 OFF = "annotation is off here: set GORE_ANNOTATION_ROOT to the folder holding the pools and data sets"
-LOCK_FILE = ".labels.lock"
 CACHED_ANSWERS = 50_000  # Pool files' answers kept in memory (a few KB each).
 
 
@@ -105,7 +100,6 @@ class AnnotationDesk:
         self.root = None if root is None else Path(root)
         self.labels = LabelDecisions.in_data_dir(data_dir)
         self.most_pool_images, self.chunk, self.most_image_bytes = most_pool_images, chunk, most_image_bytes
-        self._lock = threading.Lock()
         # Each pool file's answer, by (path, size, modification time, models, options): a pool is
         # read and hashed once, not on every ranking (the labelling page ranks on every visit).
         self._answers: dict[tuple, CensorResult | PipelineError] = {}
@@ -191,30 +185,17 @@ class AnnotationDesk:
 
     # ---- labels ----
 
-    @contextmanager
-    def _writing(self, dataset: Path) -> Iterator[None]:
-        """One writer of a data set at a time, across threads and processes."""
-        dataset.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(dataset / LOCK_FILE, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
     def take_labels(self, data: bytes, fmt: LabelFormat, pool: str, dataset: str) -> LabelsAnswer:
         """A CSV (`image,label`) or VIA project naming images in `pool`, into `dataset`."""
         images, out = self.folder(pool, must_exist=True), self.folder(dataset, must_exist=False)
         with tempfile.TemporaryDirectory(prefix="gore-labels-") as scratch:
             source = Path(scratch) / ("labels.csv" if fmt == "csv" else "labels.json")
             source.write_bytes(data)
-            with self._writing(out):
-                before = _labels(out)
-                try:
-                    made, problems = ingest_labels(source, images, out, fmt, self.most_image_bytes)
-                except (ValueError, KeyError, UnicodeDecodeError) as error:
-                    raise InvalidRequest(f"these {fmt} labels cannot be read: {error}") from None
-        taken = sum(1 for s in made.samples if before.get(s.image) != s.gore)
+            try:
+                added = Dataset.add_labels(source, images, out, fmt, self.most_image_bytes)
+            except (ValueError, KeyError, UnicodeDecodeError) as error:
+                raise InvalidRequest(f"these {fmt} labels cannot be read: {error}") from None
+        made, problems, taken = added.dataset, added.problems, added.changed
         gore = sum(1 for s in made.samples if s.gore)
         return LabelsAnswer(
             dataset=dataset,
@@ -270,10 +251,6 @@ def _file_keys(paths: list[Path], models: str) -> list[tuple]:
         except OSError:  # Gone since listed: asked again, it fails as an unreadable file.
             keys.append((str(path), -1, -1, models))
     return keys
-
-
-def _labels(folder: Path) -> dict[str, bool | None]:
-    return {s.image: s.gore for s in Dataset.load(folder).samples} if (folder / MANIFEST).is_file() else {}
 
 
 def _csv_field(value: str) -> str:

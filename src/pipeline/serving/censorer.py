@@ -34,11 +34,11 @@ from pipeline.metrics import DROPOUT_PASSES
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
-from pipeline.serving.uncertainty import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores import image_store
 from pipeline.stores.images import ImageStore
 from pipeline.stores.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
+from pipeline.uncertainty.served import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]

@@ -1,5 +1,6 @@
-"""What the Censor service does, minus BentoML: its stores, its pipeline for the models served
-now, and its two routes' answers. `service.py` only declares the services and wires this in."""
+"""The Censor service's composition root: its stores, the mounted sub-apps and middleware wired
+from the settings, and the pipeline for the models served now. `service.py` declares the
+services and hands these pieces to BentoML; the routes' work lives in `routes/`."""
 
 from __future__ import annotations
 
@@ -7,34 +8,25 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
 
-from pipeline.config import WEB_PREFIX, CensorStyle, Settings
-from pipeline.errors import InvalidRequest, PipelineError, Unavailable
+from pipeline.config import WEB_PREFIX, Settings
+from pipeline.errors import Unavailable
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.access import AccessGuard
 from pipeline.serving.annotation import AnnotationDesk
-from pipeline.serving.censorer import Capacity, Censorer, Upload
-from pipeline.serving.http import (
-    MOST_LABEL_BYTES,
-    JSONErrors,
-    PathAliases,
-    admin_app,
-    annotation_app,
-    answered,
-    error_response,
-    images_app,
-    jobs_app,
-    upload_filename,
-)
+from pipeline.serving.censorer import Capacity, Censorer
 from pipeline.serving.jobs import JobRunner
+from pipeline.serving.middleware import JSONErrors, PathAliases
 from pipeline.serving.openapi import OpenAPIExtension
 from pipeline.serving.resilience import DRAINING, Probes, with_retries
-from pipeline.serving.schemas import BatchItem, CensorResult
+from pipeline.serving.routes import described_paths, described_schemas
+from pipeline.serving.routes.admin import admin_app
+from pipeline.serving.routes.annotation import MOST_LABEL_BYTES, annotation_app
+from pipeline.serving.routes.images import images_app
+from pipeline.serving.routes.jobs import jobs_app
 from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores import Stores
@@ -122,12 +114,12 @@ class Entry:
     def middleware(self) -> list[tuple[type, dict[str, Any]]]:
         """In the order they run: JSON errors, probes and draining, body limits, the API description,
         tokens, uploads."""
-        limit = self.settings.max_upload_bytes
+        limit, batch = self.settings.max_upload_bytes, self.settings.max_batch_images
         forms = {
             "/censor": FormSpec({"image": True, **FORM_TEXT_FIELDS}, limit + FORM_SLACK_BYTES, FORM_FLAGS),
             "/censor/batch": FormSpec(
                 {"images": True, **FORM_TEXT_FIELDS},
-                limit * self.settings.max_batch_images + FORM_SLACK_BYTES,
+                limit * batch + FORM_SLACK_BYTES,
                 FORM_FLAGS,
             ),
         }
@@ -137,7 +129,7 @@ class Entry:
             (PathAliases, {"aliases": {"/jobs": "/jobs/", WEB_PREFIX: WEB_PREFIX + "/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
             (BodyLimit, {"default": self.settings.max_body_bytes, "limits": bodies, "skip": frozenset(forms)}),
-            (OpenAPIExtension, {"most_files": self.settings.max_batch_images}),
+            (OpenAPIExtension, {"most_files": batch, "routes": described_paths(), "schemas": described_schemas()}),
             (AccessGuard, {"store": self.access, "metrics_open": self.settings.metrics_open}),
             (UploadGuard, {"routes": forms}),
         ]
@@ -185,52 +177,3 @@ class Entry:
                 )
             self._checked = time.monotonic()
         return self._censorer
-
-    # ---- the routes ----
-
-    async def censor_one(
-        self,
-        models: ModelClients,
-        image: Path,
-        threshold: float | None,
-        style: CensorStyle | None,
-        margin: float | None,
-        uncertainty: bool = False,
-        cascade: bool = False,
-    ) -> CensorResult | JSONResponse:
-        async def work() -> CensorResult | JSONResponse:
-            censorer = await self.censorer(models)
-            options = censorer.options(threshold, style, margin, uncertainty, cascade)
-            [outcome] = await censorer.censor([Upload(image, upload_filename(image))], options)
-            return error_response(outcome) if isinstance(outcome, PipelineError) else outcome
-
-        return await answered(work())
-
-    async def censor_batch(
-        self,
-        models: ModelClients,
-        images: list[Path],
-        threshold: float | None,
-        style: CensorStyle | None,
-        margin: float | None,
-        uncertainty: bool = False,
-        cascade: bool = False,
-    ) -> list[BatchItem] | JSONResponse:
-        async def work() -> list[BatchItem] | JSONResponse:
-            most = self.settings.max_batch_images
-            if not 0 < len(images) <= most:
-                raise InvalidRequest(f"send 1 to {most} files in field 'images', got {len(images)}")
-            censorer = await self.censorer(models)
-            uploads = [Upload(path, upload_filename(path)) for path in images]
-            outcomes = await censorer.censor(uploads, censorer.options(threshold, style, margin, uncertainty, cascade))
-            passing = [o for o in outcomes if isinstance(o, PipelineError) and o.retry_after_s]
-            if len(passing) == len(outcomes):  # Nothing was done and all of it may be retried: say so once.
-                return error_response(passing[0])
-            return [
-                BatchItem(filename=o.filename, status=200, result=o)
-                if isinstance(o, CensorResult)
-                else BatchItem(filename=u.filename, status=int(o.status), error=str(o), retry_after_s=o.retry_after_s)
-                for u, o in zip(uploads, outcomes, strict=True)
-            ]
-
-        return await answered(work())

@@ -11,7 +11,7 @@ from pipeline.config import Settings
 from pipeline.model_store.loading import load_for_serving, stored_model
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.censorer import Censorer, ModelCall, SampleCall
-from pipeline.serving.uncertainty import DropoutSampling
+from pipeline.uncertainty.served import DropoutSampling
 
 
 def local_model(

@@ -1,7 +1,8 @@
 """One API description for every route: BentoML's `/docs.json` plus the routes it cannot see.
 
-BentoML describes its `@bentoml.api` methods only; the image and admin routes are Starlette
-routes mounted beside them. This middleware adds them, with their schemas, the bearer-token
+BentoML describes its `@bentoml.api` methods only; the image, admin, jobs and annotation routes
+are Starlette routes mounted beside them, each module describing its own (`routes/*.py`: `PATHS`
+built with the helpers here). This middleware adds them, with their schemas, the bearer-token
 security scheme on every route that needs a token, and the JSON error answers, so clients,
 schemathesis and the access tests walk one document that lists every route.
 """
@@ -14,31 +15,11 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.config import MOST_MARGIN
 from pipeline.serving.access import allowed_roles
-from pipeline.serving.annotation import LabelsAnswer, NextAnswer, NextRequest
-from pipeline.serving.http import MEDIA_TYPES, ReviewRequest, TokenRequest
 from pipeline.serving.schemas import BatchItem, CensorResult, ErrorBody
-from pipeline.stores.access import AuditEntry, NewToken, Token
-from pipeline.stores.jobs import JobItem, JobRequest, JobStatus
-from pipeline.stores.labels import AnnotatorStats
 
-COMPONENTS = (
-    CensorResult,
-    BatchItem,
-    ErrorBody,
-    Token,
-    NewToken,
-    AuditEntry,
-    ReviewRequest,
-    TokenRequest,
-    JobRequest,
-    JobStatus,
-    JobItem,
-    NextRequest,
-    NextAnswer,
-    LabelsAnswer,
-    AnnotatorStats,
-)
+COMPONENTS = (CensorResult, BatchItem, ErrorBody)  # The routes add their own (`SCHEMAS`).
 IMAGE_ID = {
     "name": "image_id",
     "in": "path",
@@ -46,7 +27,6 @@ IMAGE_ID = {
     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "description": "SHA-256 of the image file.",
 }
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 STYLE = {
     "name": "style",
     "in": "query",
@@ -58,7 +38,7 @@ MARGIN = {
     "name": "margin",
     "in": "query",
     "required": False,
-    "schema": {"type": "number", "minimum": 0, "maximum": 8},
+    "schema": {"type": "number", "minimum": 0, "maximum": MOST_MARGIN},
     "description": "Model pixels by which the censored region is widened; default: the deployment setting.",
 }
 ERRORS = {
@@ -82,16 +62,16 @@ ALWAYS = ("401", "500", "503")  # Any route behind a token: no token, an interna
 UPLOAD_ERRORS = ("400", "403", "409", "413", "415", "422", "507")
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
+def ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_answer(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _error(code: str) -> dict[str, Any]:
-    response = _json(_ref(ErrorBody), ERRORS[code])
+def error(code: str) -> dict[str, Any]:
+    response = json_answer(ref(ErrorBody), ERRORS[code])
     if code in ("503", "507"):
         response["headers"] = RETRY_AFTER
     return response
@@ -116,7 +96,7 @@ def openapi30(node: Any) -> Any:
     return {k: openapi30(v) for k, v in node.items()}
 
 
-def _operation(
+def operation(
     summary: str,
     ok: dict[str, Any],
     *,
@@ -128,183 +108,20 @@ def _operation(
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": list(parameters),
-        "responses": {ok_status: ok, **{code: _error(code) for code in errors}},
+        "responses": {ok_status: ok, **{code: error(code) for code in errors}},
     }
     if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
     return operation
 
 
-def _png(description: str) -> dict[str, Any]:
+def png(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-def extra_paths() -> dict[str, Any]:
-    record = _json(_ref(CensorResult), "The image as the deployment shows it.")
-    return {
-        "/images/{image_id}": {
-            "get": _operation("The image's record, seen with the deployment's options.", record, parameters=[IMAGE_ID])
-        },
-        "/images/{image_id}/censored": {
-            "get": _operation(
-                "The censored copy (PNG; APNG for several frames), made on demand.",
-                _png("The censored copy."),
-                parameters=[IMAGE_ID, STYLE, MARGIN],
-            )
-        },
-        "/images/{image_id}/mask": {
-            "get": _operation("The gore mask (255 = censored).", _png("The mask."), parameters=[IMAGE_ID, MARGIN])
-        },
-        "/images/{image_id}/original": {
-            "get": _operation(
-                "The original file: an explicit reveal, written to the audit log.",
-                {
-                    "description": "The file as uploaded, with its format's media type.",
-                    "content": {
-                        kind: {"schema": {"type": "string", "format": "binary"}} for kind in MEDIA_TYPES.values()
-                    },
-                },
-                parameters=[IMAGE_ID],
-            )
-        },
-        "/images/{image_id}/review": {
-            "post": _operation(
-                "A person's verdict, stored beside the analysis and audited.",
-                record,
-                parameters=[IMAGE_ID],
-                body=ReviewRequest,
-            )
-        },
-        "/admin/tokens": {
-            "get": _operation(
-                "Every token (never its secret).",
-                _json({"type": "array", "items": _ref(Token)}, "Tokens."),
-                errors=("401", "403"),
-            ),
-            "post": _operation(
-                "A new token; its secret is in this answer only.",
-                _json(_ref(NewToken), "The token."),
-                body=TokenRequest,
-                ok_status="201",
-                errors=("400", "401", "403"),
-            ),
-        },
-        "/admin/tokens/{token_id}": {
-            "delete": _operation(
-                "Revoke a token.",
-                _json(_ref(Token), "The revoked token."),
-                parameters=[{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                errors=("401", "403", "404"),
-            )
-        },
-        "/jobs": {
-            "get": _operation(
-                "Every collection job, newest first.",
-                _json({"type": "array", "items": _ref(JobStatus)}, "Jobs."),
-                errors=("401", "403"),
-            ),
-            "post": _operation(
-                "A collection job over a folder or files under GORE_JOBS_ROOT; works in the background.",
-                _json(_ref(JobStatus), "The job, queued."),
-                body=JobRequest,
-                ok_status="202",
-                errors=("400", "401", "403", "404", "409"),
-            ),
-        },
-        "/jobs/{job_id}": {
-            "get": _operation(
-                "A job's progress: done, failed, remaining, images/s, ETA.",
-                _json(_ref(JobStatus), "The job."),
-                parameters=[JOB_ID],
-            )
-        },
-        "/jobs/{job_id}/items": {
-            "get": _operation(
-                "A job's files and what became of each, in order; page with `after`.",
-                _json({"type": "array", "items": _ref(JobItem)}, "Items."),
-                parameters=[
-                    JOB_ID,
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"enum": ["pending", "working", "done", "failed"]},
-                    },
-                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
-                    },
-                ],
-            )
-        },
-        "/jobs/{job_id}/cancel": {
-            "post": _operation(
-                "Cancel a job: its pending files are left alone.",
-                _json(_ref(JobStatus), "The job."),
-                parameters=[JOB_ID],
-            )
-        },
-        "/annotation/next": {
-            "post": _operation(
-                "Rank a pool of unlabelled images (under GORE_ANNOTATION_ROOT) and return the next k to label.",
-                _json(_ref(NextAnswer), "The queue, best first."),
-                body=NextRequest,
-                errors=("400", "401", "403", "404", "409", "507"),
-            )
-        },
-        "/annotation/labels": {
-            "post": {
-                **_operation(
-                    "Labels (CSV `image,label`, or a VIA project) for images of a pool, into a data set folder.",
-                    _json(_ref(LabelsAnswer), "What the data set holds now."),
-                    parameters=[
-                        {"name": "pool", "in": "query", "required": False, "schema": {"type": "string"}},
-                        {"name": "dataset", "in": "query", "required": False, "schema": {"type": "string"}},
-                    ],
-                    errors=("400", "401", "403", "404", "409", "413", "422"),
-                ),
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "text/csv": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"type": "object"}},
-                    },
-                },
-            }
-        },
-        "/annotation/annotators": {
-            "get": _operation(
-                "Each annotator's labels on the labelling page and how often they had to reveal the image.",
-                _json({"type": "array", "items": _ref(AnnotatorStats)}, "Reveal rates."),
-                errors=("401", "403"),
-            )
-        },
-        "/admin/audit": {
-            "get": _operation(
-                "The audit log, newest first (JSON, or CSV with format=csv).",
-                {
-                    "description": "Entries.",
-                    "content": {
-                        "application/json": {"schema": {"type": "array", "items": _ref(AuditEntry)}},
-                        "text/csv": {"schema": {"type": "string"}},
-                    },
-                },
-                parameters=[
-                    {"name": "format", "in": "query", "required": False, "schema": {"enum": ["json", "csv"]}},
-                    {"name": "image_id", "in": "query", "required": False, "schema": {"type": "string"}},
-                ],
-                errors=("400", "401", "403"),
-            )
-        },
-    }
-
-
-def components() -> dict[str, Any]:
+def components(models: tuple[type[BaseModel], ...]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in COMPONENTS:
+    for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -325,41 +142,46 @@ def _describe_form(schema: dict[str, Any], files: str, most_files: int) -> None:
             prop.pop("nullable", None)
 
 
-def extend(document: dict[str, Any], most_files: int) -> dict[str, Any]:
+def extend(
+    document: dict[str, Any], most_files: int, routes: dict[str, Any], schemas: tuple[type[BaseModel], ...]
+) -> dict[str, Any]:
+    """BentoML's document with the mounted `routes` (path items) and their `schemas` added."""
     paths = document.setdefault("paths", {})
-    paths.update(extra_paths())
-    answers = {"/censor": _ref(CensorResult), "/censor/batch": {"type": "array", "items": _ref(BatchItem)}}
+    paths.update(routes)
+    answers = {"/censor": ref(CensorResult), "/censor/batch": {"type": "array", "items": ref(BatchItem)}}
     for route, files in (("/censor", "image"), ("/censor/batch", "images")):
         body = paths[route]["post"]["requestBody"]
         body["required"] = True
         _describe_form(body["content"]["multipart/form-data"]["schema"], files, most_files)
     for route, answer in answers.items():  # BentoML's own answer schema drops `nullable`: ours says it.
         paths[route]["post"]["responses"] = {
-            "200": _json(answer, "The answer."),
-            **{c: _error(c) for c in UPLOAD_ERRORS},
+            "200": json_answer(answer, "The answer."),
+            **{c: error(c) for c in UPLOAD_ERRORS},
         }
-    paths["/readyz"]["get"].setdefault("responses", {})["503"] = _error("503")
+    paths["/readyz"]["get"].setdefault("responses", {})["503"] = error("503")
     parts = document.setdefault("components", {})
-    parts.setdefault("schemas", {}).update(components())
+    parts.setdefault("schemas", {}).update(components((*COMPONENTS, *schemas)))
     parts.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     for path, operations in paths.items():
-        for method, operation in operations.items():
+        for method, described in operations.items():
             if (
-                not isinstance(operation, dict)
+                not isinstance(described, dict)
                 or allowed_roles(method.upper(), path.replace("{image_id}", "x").replace("{job_id}", "x")) is None
             ):
                 continue
-            operation["security"] = [{"bearer": []}]
+            described["security"] = [{"bearer": []}]
             for code in ALWAYS:
-                operation.setdefault("responses", {}).setdefault(code, _error(code))
+                described.setdefault("responses", {}).setdefault(code, error(code))
     return openapi30(document)
 
 
 class OpenAPIExtension:
     """ASGI middleware: GET /docs.json answers BentoML's document, extended."""
 
-    def __init__(self, app: ASGIApp, most_files: int) -> None:
-        self.app, self.most_files = app, most_files
+    def __init__(
+        self, app: ASGIApp, most_files: int, routes: dict[str, Any], schemas: tuple[type[BaseModel], ...]
+    ) -> None:
+        self.app, self.most_files, self.routes, self.schemas = app, most_files, routes, schemas
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/docs.json":
@@ -377,7 +199,7 @@ class OpenAPIExtension:
         await self.app(scope, receive, capture)
         body = b"".join(chunks)
         if start.get("status") == 200:
-            body = json.dumps(extend(json.loads(body), self.most_files)).encode()
+            body = json.dumps(extend(json.loads(body), self.most_files, self.routes, self.schemas)).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

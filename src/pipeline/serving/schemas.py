@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 
 from pipeline.config import MOST_MARGIN, MOST_UNCERTAINTY_PASSES, CensorStyle
-from pipeline.serving.uncertainty import UncertaintyResult
 from pipeline.stores.records import Review, Verdict
+from pipeline.uncertainty.served import UncertaintyResult
 
 DEMO_NOTICE = (
     "DEMO MODELS: trained on synthetic images only. They are not gore detectors; do not rely on them to protect anyone."

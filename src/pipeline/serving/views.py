@@ -25,9 +25,9 @@ from pipeline.serving.schemas import (
     ModelTags,
     snap_margin,
 )
-from pipeline.serving.uncertainty import UncertaintyResult
 from pipeline.stores.images import ImageStore
 from pipeline.stores.records import Analysis, ImageRecord, gore_threshold
+from pipeline.uncertainty.served import UncertaintyResult
 
 Kind = Literal["censored", "mask"]
 RENDERING_VERSION = "mask-v2"  # Part of every rendering's name: new post-processing, new files.

@@ -19,12 +19,11 @@ import hmac
 import secrets
 import sqlite3
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pipeline.stores.database import Database
+from pipeline.stores.database import SQLiteStore
 from pipeline.stores.records import utc_now
 
 Role = Literal["ingest", "analyst", "annotator", "metrics", "admin"]
@@ -74,14 +73,8 @@ CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor);
 """
 
 
-class AccessStore:
-    def __init__(self, path: Path):
-        self.database = Database(path, SCHEMA)
-        self.path = self.database.path
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> AccessStore:
-        return cls(Path(data_dir) / DATABASE)
+class AccessStore(SQLiteStore):
+    FILE, SCHEMA = DATABASE, SCHEMA
 
     # ---- tokens ----
 

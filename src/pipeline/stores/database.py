@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import ClassVar, Self
 
 from pipeline.errors import StoreFull
 
@@ -38,3 +39,18 @@ class Database:
             if "full" in str(error) or "disk I/O" in str(error):
                 raise StoreFull(f"the data directory is full: {self.full}; try again later") from None
             raise
+
+
+class SQLiteStore:
+    """A store kept in one SQLite file of the data directory: `FILE` names it, `SCHEMA` defines it."""
+
+    FILE: ClassVar[str]
+    SCHEMA: ClassVar[str]
+
+    def __init__(self, path: Path) -> None:
+        self.database = Database(path, self.SCHEMA)
+        self.path = self.database.path
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Self:
+        return cls(Path(data_dir) / cls.FILE)

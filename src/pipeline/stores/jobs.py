@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from pipeline.errors import Forbidden, NotFound
 from pipeline.files import walk_files
-from pipeline.stores.database import Database
+from pipeline.stores.database import SQLiteStore
 from pipeline.stores.records import utc_now
 
 JobState = Literal["queued", "running", "done", "cancelled"]
@@ -103,14 +103,8 @@ CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
 """
 
 
-class JobStore:
-    def __init__(self, path: Path):
-        self.database = Database(path, SCHEMA)
-        self.path = self.database.path
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> JobStore:
-        return cls(Path(data_dir) / DATABASE)
+class JobStore(SQLiteStore):
+    FILE, SCHEMA = DATABASE, SCHEMA
 
     # ---- jobs ----
 

@@ -6,11 +6,10 @@ give them: `annotation.db` in the data directory. Each annotator's reveal rate c
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pipeline.stores.database import Database
+from pipeline.stores.database import SQLiteStore
 from pipeline.stores.records import utc_now
 
 DATABASE = "annotation.db"
@@ -44,13 +43,8 @@ CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
 """
 
 
-class LabelDecisions:
-    def __init__(self, path: Path):
-        self.database = Database(path, SCHEMA)
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> LabelDecisions:
-        return cls(Path(data_dir) / DATABASE)
+class LabelDecisions(SQLiteStore):
+    FILE, SCHEMA = DATABASE, SCHEMA
 
     def record(
         self, annotator: str, image_id: str, file: str, dataset: str, gore: bool, revealed: bool

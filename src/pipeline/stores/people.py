@@ -15,13 +15,12 @@ import hmac
 import secrets
 import sqlite3
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.stores.access import DATABASE, ROLES, Role
-from pipeline.stores.database import Database
+from pipeline.stores.database import SQLiteStore
 from pipeline.stores.passwords import DECOY, hash_password, verify_password
 from pipeline.stores.records import utc_now
 
@@ -99,14 +98,8 @@ CREATE TABLE IF NOT EXISTS exposure (
 """
 
 
-class People:
-    def __init__(self, path: Path):
-        self.database = Database(path, SCHEMA)
-        self.path = self.database.path
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> People:
-        return cls(Path(data_dir) / DATABASE)
+class People(SQLiteStore):
+    FILE, SCHEMA = DATABASE, SCHEMA
 
     # ---- users ----
 

@@ -166,7 +166,7 @@ class DropoutSampling:
                 f"uncertainty runs the Keras copy of the classifier, which needs TensorFlow: {TRAINING_EXTRAS}"
             )
             return
-        from pipeline.architectures.uncertainty import DropoutSampler, ensemble_members, vote_weights
+        from pipeline.uncertainty.dropout import DropoutSampler, ensemble_members, vote_weights
 
         if self._model is None:
             log.info("loading the Keras copy of %s for inference-dropout passes", self.stored.tag)

@@ -1,4 +1,6 @@
-"""Annotators' labels into a data set folder, in the training tools' formats.
+"""Labels into a data set folder, in the training tools' formats: the one way labels are added,
+whoever sends them (`gore-censor al labels`, the annotation routes, the labelling page), each
+data set written by one writer at a time (`Dataset.writing`).
 
 - CSV (`image,label`; `filename`/`file`/`path` and `gore` name the columns too): each image is
   copied into `<out>/gore/` or `<out>/not_gore/` (the class-folder format of `gore-censor data
@@ -17,6 +19,7 @@ written whole (pipeline.files).
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -141,11 +144,24 @@ def ingest_via(
     return dataset, problems
 
 
-def ingest_labels(
+@dataclass(frozen=True)
+class LabelsAdded:
+    dataset: Dataset
+    problems: list[Problem]
+    changed: int  # Samples whose label is new or different.
+
+
+def add_labels(
     source: Path, images_dir: Path, out_dir: Path, fmt: LabelFormat | None = None, max_bytes: int = MOST_IMAGE_BYTES
-) -> tuple[Dataset, list[Problem]]:
-    """Labels from a CSV file or a VIA project into `out_dir`; returns the data set and the problems."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    if (fmt or label_format(source)) == "csv":
-        return ingest_csv(source, images_dir, out_dir, max_bytes)
-    return ingest_via(source, images_dir, out_dir, max_bytes)
+) -> LabelsAdded:
+    """Labels from a CSV file or a VIA project into `out_dir`, under the data set's writing lock."""
+    out_dir = Path(out_dir)
+    with Dataset.writing(out_dir):
+        existing = _existing(out_dir)
+        before = {s.image: s.gore for s in existing.samples} if existing else {}
+        if (fmt or label_format(source)) == "csv":
+            dataset, problems = ingest_csv(source, images_dir, out_dir, max_bytes)
+        else:
+            dataset, problems = ingest_via(source, images_dir, out_dir, max_bytes)
+    changed = sum(1 for s in dataset.samples if before.get(s.image) != s.gore)
+    return LabelsAdded(dataset, problems, changed)
