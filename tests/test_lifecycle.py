@@ -123,10 +123,15 @@ def test_sigterm_during_a_request_answers_it_and_exits_0_within_the_bound(red_mo
     assert "response" in answer, answer.get("error")
     response = answer["response"]
     # Which files finish before the model services stop is a race; that each ends one way or the
-    # other, said and kept, is not.
-    assert response.status_code == 200, response.text
+    # other, said and kept, is not. When none finished (a slow machine: the upload alone can outlast
+    # the 2 s), the batch is refused once, in words, to be sent again.
+    if response.status_code == 503:
+        assert "shutting down" in response.json()["error"] and "send" in response.json()["error"], response.text
+        assert response.headers.get("content-type") == "application/json", response.headers
+    else:
+        assert response.status_code == 200, response.text
     stored, sent_bytes = image_store(tmp_path / "data"), {name: data for _, (name, data) in files}
-    for item in response.json():
+    for item in response.json() if response.status_code == 200 else []:
         if item["status"] == 200:  # Answered: the red patch found, its record and whole original kept.
             record, sent = stored.record(item["result"]["id"]), sent_bytes[item["filename"]]
             assert item["result"]["gore"] is True and item["result"]["censored"], item["filename"]
