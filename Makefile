@@ -70,6 +70,11 @@ bench-thesis: install  ## the thesis models untrained (dry run; speed does not d
 		|| $(BIN)/gore-censor models build --profile thesis --weights none
 	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile thesis --backend $$backend --dry-run --images 24; done
 
+.PHONY: bench-video
+bench-video: install  ## a 720p, 30 fps clip: decode and model floors, end to end vs real time, the leak per frame (docs "Video")
+	$(BIN)/gore-censor models ensure --profile demo
+	cd benchmarks && ../$(BIN)/python video_bench.py --seconds 20
+
 .PHONY: index-bench
 index-bench: install  ## the web gallery's index at 100,000 synthetic records: page 1 and page 1,000 (target < 50 ms)
 	cd benchmarks && ../$(BIN)/python index_bench.py --records 100000 --page 1000

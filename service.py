@@ -80,6 +80,7 @@ entry = Entry.from_settings(settings)
 @bentoml.asgi_app(entry.images_app(), path="/images")
 @bentoml.asgi_app(entry.admin_app(), path="/admin")
 @bentoml.asgi_app(entry.jobs_app(), path="/jobs")
+@bentoml.asgi_app(entry.videos_app(), path="/videos")  # Censored in the background, frame by frame.
 @bentoml.asgi_app(entry.annotation_app(), path="/annotation")  # Active learning: what to label next, labels in.
 @bentoml.asgi_app(  # The analysts' web app: people sign in there.
     web_app(settings, entry.stores, entry.views, entry.annotation, entry.current_censorer), path=WEB_PREFIX

@@ -1,15 +1,19 @@
 """Loaded by schemathesis (SCHEMATHESIS_HOOKS) in tests/test_api_contract.py: a file field
 described as binary is only schema-valid as far as the schema can say; the service also needs it
-to be an image. So the generated files are small real images, of the formats we accept."""
+to be an image. So the generated files are small real images, of the formats we accept, and a
+body of format "video" (POST /videos) is a small real video."""
 
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
+from videos import Clip, write_clip
 
 
 def _encoded(pixels: np.ndarray, fmt: str) -> bytes:
@@ -26,3 +30,16 @@ def _images() -> list[bytes]:
 
 
 schemathesis.openapi.format("binary", st.sampled_from(_images()))
+
+
+def _videos() -> list[bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        clips = [Clip(width=32, height=24, seconds=0.2, audio=False), Clip(width=48, height=32, seconds=0.3)]
+        return [
+            write_clip(Path(folder) / f"{i}{suffix}", clip).read_bytes()
+            for i, clip in enumerate(clips)
+            for suffix in (".mp4", ".mkv")
+        ]
+
+
+schemathesis.openapi.format("video", st.sampled_from(_videos()))

@@ -63,6 +63,7 @@ def operations(url: str) -> list[tuple[str, str]]:
     found = []
     for path, methods in document["paths"].items():
         concrete = path.replace("{image_id}", "0" * 64).replace("{token_id}", "1").replace("{job_id}", "0" * 32)
+        concrete = concrete.replace("{video_id}", "0" * 64)
         found += [(method.upper(), concrete) for method in methods if method in ("get", "post", "put", "delete")]
     return found
 

@@ -173,6 +173,35 @@ class Settings(BaseSettings):
         "no suggestion.",
     )
 
+    video_max_bytes: int = Field(2 * 1024**3, gt=0, description="Video: most bytes one video file may have.")
+    video_max_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="Video: most seconds of video decoded; a longer one is refused when decoding passes it.",
+    )
+    video_max_frame_pixels: int = Field(
+        3840 * 2160, gt=0, description="Video: most pixels one decoded frame may have (4K UHD)."
+    )
+    video_max_fps: float = Field(
+        120.0, gt=0, description="Video: most frames per second of video time, counted on the decoded frames."
+    )
+    video_max_decoded_pixels: int = Field(
+        400_000_000_000, gt=0, description="Video: most pixels decoded from one video in one pass (all frames)."
+    )
+    video_sample_fps: float = Field(
+        2.0, gt=0, le=30, description="Video: frames per second classified, besides the first frame of each scene cut."
+    )
+    video_segment_fps: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="Video: frames per second segmented inside gore segments; the frames between are masked with "
+        "the union of their neighbours' masks.",
+    )
+    video_pad_s: float = Field(
+        1.0, ge=0, le=10, description="Video: seconds each gore segment is widened by, both sides."
+    )
+
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")
     segmenter_url: str | None = Field(None, description="Remote segmenter service (one container each).")
 

@@ -12,12 +12,14 @@ from pipeline.cli.evaluate import evaluate_app
 from pipeline.cli.jobs import job
 from pipeline.cli.models import models_app
 from pipeline.cli.train import train_app
+from pipeline.cli.video import video
 from pipeline.cli.web import index_app, users_app
 
 app = typer_group("Gore classification and censoring.")
 app.add_typer(models_app, name="models")
 app.command()(censor)
 app.command()(job)
+app.command()(video)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")

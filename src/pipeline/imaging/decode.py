@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import InvalidImage, PipelineError, UnsupportedImage, UploadTooLarge
+from pipeline.files.kinds import video_container
 from pipeline.imaging.hashes import content_id
 
 # Pillow's names for the formats we decode, and what they are called in messages.
@@ -160,6 +161,11 @@ def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
         other = Image.open(io.BytesIO(data)).format
     except Exception:  # Pillow raises many types for files that are no image at all.
         other = None
+    if video_container(data[:12]):
+        raise UnsupportedImage(
+            f"{filename}: a video; this takes images ({ACCEPTED_NAMES}). Send videos to POST /videos "
+            "(censored in the background) or censor them offline with `gore-censor video`"
+        )
     if other:
         raise UnsupportedImage(f"{filename}: {other} images are not accepted; send {ACCEPTED_NAMES}")
     raise UnsupportedImage(f"{filename}: not an image format we can decode (we accept {ACCEPTED_NAMES})")

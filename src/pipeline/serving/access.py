@@ -32,6 +32,9 @@ RULES: list[tuple[str, re.Pattern[str], tuple[Role, ...] | None]] = [
         ("POST", r"/images/[^/]+/review", ("analyst",)),
         ("POST", r"/jobs/?|/jobs/[^/]+/cancel", ("ingest",)),
         ("GET", r"/jobs/?|/jobs/[^/]+(/items)?", ("ingest", "analyst")),
+        ("POST", r"/videos/?", ("ingest",)),
+        ("GET", r"/videos/?|/videos/[^/]+", ("ingest", "analyst")),
+        ("GET", r"/videos/[^/]+/(censored\.mp4|strip\.png|masks\.jsonl)", ("analyst",)),
         ("POST", r"/annotation/(next|labels)", ("annotator",)),  # Reveal rates per annotator: admin.
         ("*", r"/admin(/.*)?", ("admin",)),
     ]

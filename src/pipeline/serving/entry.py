@@ -27,7 +27,9 @@ from pipeline.serving.routes.admin import admin_app
 from pipeline.serving.routes.annotation import MOST_LABEL_BYTES, annotation_app
 from pipeline.serving.routes.images import images_app
 from pipeline.serving.routes.jobs import jobs_app
+from pipeline.serving.routes.videos import videos_app
 from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
+from pipeline.serving.videos import VideoRunner
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores import Stores
 from pipeline.stores.access import AccessStore
@@ -59,6 +61,7 @@ class Entry:
     _censorer: Censorer | None = field(default=None, init=False)
     _checked: float = field(default=0.0, init=False)
     _runner: asyncio.Task | None = field(default=None, init=False)
+    _video_runner: asyncio.Task | None = field(default=None, init=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Entry:
@@ -96,6 +99,9 @@ class Entry:
     def jobs_app(self) -> Starlette:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
+    def videos_app(self) -> Starlette:
+        return videos_app(self.stores.videos, self.settings.video_max_bytes)
+
     def annotation_app(self) -> Starlette:
         return annotation_app(self.annotation, self.access, self.current_censorer)
 
@@ -106,10 +112,12 @@ class Entry:
         return await self.censorer(self.models)
 
     def start_jobs(self, models: ModelClients) -> None:
-        """In each Censor worker: work through collection jobs in the background until SIGTERM."""
+        """In each Censor worker: work through collection jobs and videos in the background until SIGTERM."""
         self.models = models  # The web app's uploads go through the same pipeline.
         runner = JobRunner(self.jobs, lambda: self.censorer(models), self.settings.max_batch_size)
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
+        videos = VideoRunner(self.stores.videos, lambda: self.censorer(models), self.settings)
+        self._video_runner = asyncio.get_running_loop().create_task(videos.run(DRAINING.is_set))
 
     def middleware(self) -> list[tuple[type, dict[str, Any]]]:
         """In the order they run: JSON errors, probes and draining, body limits, the API description,
@@ -123,10 +131,14 @@ class Entry:
                 FORM_FLAGS,
             ),
         }
-        bodies = {"/annotation/labels": MOST_LABEL_BYTES, WEB_PREFIX + "/upload/file": limit}
+        bodies = {
+            "/annotation/labels": MOST_LABEL_BYTES,
+            WEB_PREFIX + "/upload/file": limit,
+            "/videos/": self.settings.video_max_bytes,
+        }
         return [
             (JSONErrors, {"html_prefixes": (WEB_PREFIX + "/",)}),
-            (PathAliases, {"aliases": {"/jobs": "/jobs/", WEB_PREFIX: WEB_PREFIX + "/"}}),
+            (PathAliases, {"aliases": {"/jobs": "/jobs/", "/videos": "/videos/", WEB_PREFIX: WEB_PREFIX + "/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
             (BodyLimit, {"default": self.settings.max_body_bytes, "limits": bodies, "skip": frozenset(forms)}),
             (OpenAPIExtension, {"most_files": batch, "routes": described_paths(), "schemas": described_schemas()}),

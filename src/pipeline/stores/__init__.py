@@ -6,6 +6,7 @@
                   (people.py, passwords.py)
     jobs.db       collection jobs and their items (jobs.py)
     annotation.db the labels people gave on the labelling page (labels.py)
+    videos/       videos sent, their state, censored copies and timelines (videos.py)
 
 SQLite files are opened one way (database.py). Stores import nothing above them: not the
 serving pipeline, not the web app (tests/test_layout.py).
@@ -23,6 +24,7 @@ from pipeline.stores.jobs import JobStore
 from pipeline.stores.labels import LabelDecisions
 from pipeline.stores.people import People
 from pipeline.stores.records import gore_threshold
+from pipeline.stores.videos import VideoStore
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Stores:
     people: People
     jobs: JobStore
     labels: LabelDecisions
+    videos: VideoStore
 
     @classmethod
     def open(cls, data_dir: Path, threshold: float | None = None) -> Stores:
@@ -47,6 +50,7 @@ class Stores:
             people=People.in_data_dir(data_dir),
             jobs=JobStore.in_data_dir(data_dir),
             labels=LabelDecisions.in_data_dir(data_dir),
+            videos=VideoStore(data_dir),
         )
 
 

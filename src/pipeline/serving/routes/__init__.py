@@ -1,5 +1,5 @@
 """The routes mounted beside the BentoML APIs: one module per sub-app (images, admin, jobs,
-annotation), each with its OpenAPI description (`PATHS`, `SCHEMAS`) beside its routes."""
+annotation, videos), each with its OpenAPI description (`PATHS`, `SCHEMAS`) beside its routes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.serving.routes import admin, annotation, images, jobs
+from pipeline.serving.routes import admin, annotation, images, jobs, videos
 
-SUB_APPS = (images, admin, jobs, annotation)
+SUB_APPS = (images, admin, jobs, annotation, videos)
 
 
 def described_paths() -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""`gore-censor video`: a video censored in this process, frame by frame, no server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.common import console, reported
+from pipeline.config import get_settings
+
+
+def video(
+    file: Annotated[Path, typer.Argument(help="An MP4, MOV, MKV or WebM file.", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option(help="Folder for the censored copy, timeline, masks and strip.")] = Path("."),
+    mute: Annotated[bool, typer.Option(help="Leave the sound out of the censored copy.")] = False,
+    allow_untrained: Annotated[bool, typer.Option(help="Dry run with untrained models.")] = False,
+) -> None:
+    """Censor a video: classify sampled frames, mask the gore pixels of the gore segments, keep the sound.
+
+    Writes <name>.censored.mp4, <name>.json (the timeline), <name>.masks.jsonl and <name>.strip.png;
+    prints the gore segments. Sampling, padding and limits: the GORE_VIDEO_* settings.
+    """
+    from pipeline.serving.local_models import local_model
+    from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
+    from pipeline.video.decode import VideoLimits
+
+    settings = get_settings()
+    untrained = allow_untrained or settings.allow_untrained
+    with reported():
+        classify, classifier = local_model(
+            settings.classifier_tag, untrained, settings.backend, settings.threads_per_model
+        )
+        segment, segmenter = local_model(
+            settings.segmenter_tag, untrained, settings.backend, settings.threads_per_model
+        )
+        models = VideoModels(
+            classify=classify,
+            segment=segment,
+            classifier_size=classifier.input_size,
+            segmenter_size=segmenter.input_size,
+            classifier=classifier.tag,
+            segmenter=segmenter.tag,
+            demo=classifier.demo or segmenter.demo,
+            batch=settings.max_batch_size,
+        )
+        options = VideoOptions.from_settings(settings, classifier.threshold, segmenter.threshold, mute=mute)
+        censorer = VideoCensorer(models, VideoLimits.from_settings(settings))
+        result = asyncio.run(censorer.censor(file, out, options))
+    if result.demo:
+        console.print("[yellow]demo models[/]: trained on synthetic data, not a gore detector", highlight=False)
+    if result.stopped:
+        console.print(f"[yellow]partial:[/] decoding stopped {result.stopped}", highlight=False)
+    for segment_ in result.segments:
+        console.print(
+            f"gore {segment_.start_s:.2f}-{segment_.end_s:.2f} s (peak {segment_.peak_probability:.2f}), "
+            f"masked {segment_.padded_start_s:.2f}-{segment_.padded_end_s:.2f} s",
+            highlight=False,
+        )
+    console.print(
+        f"{result.frames} frames, {result.masked_frames} masked, {len(result.hidden_frames)} hidden whole: "
+        f"{out / result.outputs['video']}",
+        highlight=False,
+    )

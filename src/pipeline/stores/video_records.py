@@ -1,0 +1,74 @@
+"""The video record model: a video's state in the service and its analysis in time.
+
+    VideoRecord     one per video id (SHA-256 of the bytes): who sent it, its state, the result
+      result        VideoResult: the timeline (sampled frames, gore segments), what was masked
+
+The timeline is made by pipeline.video; the files it names are kept by stores/videos.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+VideoState = Literal["queued", "working", "done", "failed"]
+
+
+class SampledFrame(BaseModel):
+    index: int
+    time_s: float
+    probability: float = Field(ge=0.0, le=1.0, description="The classifier's gore probability for this frame.")
+    scene_cut: bool = Field(description="Classified because a new shot starts here, not for the steady rate.")
+
+
+class GoreSegment(BaseModel):
+    start_s: float = Field(description="Time of the first sampled frame at or over the threshold.")
+    end_s: float = Field(description="Time of the last one.")
+    peak_probability: float
+    padded_start_s: float = Field(description="Where masking starts: the segment widened by the padding.")
+    padded_end_s: float
+
+
+class VideoResult(BaseModel):
+    id: str = Field(description="SHA-256 of the file.")
+    filename: str
+    container: str
+    codec: str
+    width: int = Field(description="Upright, as shown.")
+    height: int
+    rotation: int = Field(description="Degrees the stored frames were turned to be shown upright.")
+    fps: float
+    seconds: float = Field(description="Video time decoded (to the last frame's start, plus one frame).")
+    frames: int = Field(description="Frames decoded and written.")
+    stopped: str | None = Field(None, description="Where and why decoding ended early: the rest was not read.")
+    audio: Literal["copied", "muted", "none", "dropped"]
+    audio_note: str | None = None
+    demo: bool = Field(description="Analysed by demo models (synthetic data): not a gore detector.")
+    classifier: str
+    segmenter: str
+    threshold: float
+    gore: bool = Field(description="Some sampled frame reached the threshold.")
+    gore_seconds: float = Field(description="Seconds of video inside the padded gore segments.")
+    segments: list[GoreSegment]
+    sampled: list[SampledFrame]
+    segmented_frames: int
+    masked_frames: int = Field(description="Frames some pixels of which were censored.")
+    hidden_frames: list[int] = Field(
+        description="Frames hidden whole inside a gore segment: damaged, or not segmented (fail closed)."
+    )
+    outputs: dict[str, str] = Field(description="File names written: censored video, timeline, masks, strip.")
+    timings_ms: dict[str, float]
+
+
+class VideoRecord(BaseModel):
+    id: str = Field(description="SHA-256 of the uploaded bytes.")
+    filename: str
+    state: VideoState
+    submitted_by: str
+    submitted_at: datetime
+    finished_at: datetime | None = None
+    status: int | None = Field(None, description="For a failed video: the HTTP status the failure deserves.")
+    error: str | None = None
+    result: VideoResult | None = Field(None, description="The timeline, once censored.")

@@ -1,0 +1,150 @@
+"""Videos sent to the service, and what became of each: `videos/<id>/` in the data directory.
+
+    videos/<id>/original.<mp4|mkv>   the bytes as uploaded (id: their SHA-256), never served
+    videos/<id>/video.json           the VideoRecord: state, who sent it, the timeline when done
+    videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png    the outputs (pipeline.video)
+    videos/<id>/.work                locked (flock) by the worker censoring it
+
+A video is stored, then answered 202; workers take it in the background. Whoever holds the lock
+works it: the kernel drops a lock with the process that held it, so a video whose worker was
+killed is taken again by the next one, and no start-up sweeps another process' work.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import Conflict, NotFound
+from pipeline.files import atomic_write
+from pipeline.stores.records import utc_now
+from pipeline.stores.video_records import VideoRecord, VideoResult
+
+OUTPUTS = {"video": "censored.mp4", "timeline": "timeline.json", "masks": "masks.jsonl", "strip": "strip.png"}
+_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class VideoStore:
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir) / "videos"
+        self.scratch = Path(data_dir) / "tmp"
+
+    def folder(self, video_id: str) -> Path:
+        if not _ID.fullmatch(video_id):
+            raise NotFound(f"{video_id!r} is not a video id (64 lowercase hex characters, the SHA-256 of the file)")
+        return self.root / video_id
+
+    def spool(self) -> Path:
+        """A private file in the swept scratch folder to receive an upload into."""
+        self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.scratch, prefix="video-")
+        os.close(fd)
+        return Path(name)
+
+    def add(self, spooled: Path, video_id: str, suffix: str, filename: str, by: str) -> VideoRecord:
+        """The spooled upload moved into place and queued; an id already stored is answered as it is."""
+        folder = self.folder(video_id)
+        with self._locked_folder(folder):
+            known = self.record(video_id)
+            if known is not None and known.state != "failed":
+                spooled.unlink(missing_ok=True)
+                return known
+            os.replace(spooled, folder / f"original{suffix}")
+            record = VideoRecord(
+                id=video_id, filename=filename, state="queued", submitted_by=by, submitted_at=utc_now()
+            )
+            self._write(record)
+            return record
+
+    def record(self, video_id: str) -> VideoRecord | None:
+        try:
+            return VideoRecord.model_validate_json((self.folder(video_id) / "video.json").read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def get(self, video_id: str) -> VideoRecord:
+        record = self.record(video_id)
+        if record is None:
+            raise NotFound(f"no video with id {video_id}: POST it to /videos first")
+        return record
+
+    def records(self) -> list[VideoRecord]:
+        found = [self.record(folder.name) for folder in self._folders()]
+        return sorted((r for r in found if r is not None), key=lambda r: r.submitted_at, reverse=True)
+
+    def original(self, video_id: str) -> Path:
+        for path in self.folder(video_id).glob("original.*"):
+            return path
+        raise NotFound(f"no video with id {video_id}")
+
+    def output(self, video_id: str, kind: str) -> Path:
+        record = self.get(video_id)
+        if record.state != "done":  # It is there, but not this: 409, not "no such video".
+            raise Conflict(f"video {video_id} is {record.state}: its {kind} comes when it is done")
+        return self.folder(video_id) / OUTPUTS[kind]
+
+    def save(self, record: VideoRecord) -> None:
+        self._write(record)
+
+    @contextmanager
+    def claim(self) -> Iterator[VideoRecord | None]:
+        """The oldest video waiting (or left by a worker that died), locked for this process while
+        the `with` lasts; None when there is none."""
+        waiting = [r for r in self.records() if r.state in ("queued", "working")]
+        for record in sorted(waiting, key=lambda r: r.submitted_at):
+            fd = os.open(self.folder(record.id) / ".work", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                current = self.record(record.id)  # Done meanwhile by the worker that just let go?
+                if current is None or current.state not in ("queued", "working"):
+                    continue
+                yield current
+                return
+            finally:
+                os.close(fd)  # Closing releases the lock.
+        yield None
+
+    def _folders(self) -> Iterator[Path]:
+        if self.root.is_dir():
+            yield from (f for f in self.root.iterdir() if _ID.fullmatch(f.name))
+
+    def _write(self, record: VideoRecord) -> None:
+        folder = self.folder(record.id)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(folder / "video.json", record.model_dump_json(indent=1).encode(), scratch=self.scratch)
+
+    @contextmanager
+    def _locked_folder(self, folder: Path) -> Iterator[None]:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder / ".add", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def work_folder(self, video_id: str) -> Path:
+        """An empty folder for a try at censoring the video (what a killed try left is removed)."""
+        work = self.folder(video_id) / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(mode=0o700)
+        return work
+
+    def place_outputs(self, video_id: str, made: Path, result: VideoResult) -> None:
+        """Move what the censorer wrote into the video's folder under the stored names."""
+        folder = self.folder(video_id)
+        for kind, name in result.outputs.items():
+            if (made / name).exists():
+                os.replace(made / name, folder / OUTPUTS[kind])
+        shutil.rmtree(made, ignore_errors=True)
