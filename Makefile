@@ -71,7 +71,7 @@ bench-thesis: install  ## the thesis models untrained (dry run; speed does not d
 	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile thesis --backend $$backend --dry-run --images 24; done
 
 .PHONY: bench-video
-bench-video: install  ## a 720p, 30 fps clip: decode and model floors, end to end vs real time, the leak per frame (docs "Video")
+bench-video: install  ## a 720p, 30 fps clip: decode and model floors, end to end vs real time, memory against length, the leak per frame (docs "Video")
 	$(BIN)/gore-censor models ensure --profile demo
 	cd benchmarks && ../$(BIN)/python video_bench.py --seconds 20
 

@@ -233,16 +233,49 @@ def leak(seconds: float, folder: Path) -> None:
         )
 
 
+def peak_mb() -> float:
+    """This process' peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(clip: Path, folder: Path) -> None:
+    """One line: the peak resident memory of censoring `clip` in this (fresh) process."""
+    from pipeline.config import Settings
+    from pipeline.video.censor import VideoCensorer, VideoOptions
+    from pipeline.video.decode import VideoLimits
+
+    settings = Settings()
+    models, classifier, segmenter = video_models(settings.classifier_tag, settings.segmenter_tag, "onnx")
+    options = VideoOptions.from_settings(settings, classifier.threshold, segmenter.threshold)
+    before = peak_mb()
+    result = asyncio.run(VideoCensorer(models, VideoLimits.from_settings(settings)).censor(clip, folder / "o", options))
+    peak = peak_mb()
+    print(f"| {result.seconds:g} s | {result.frames} | {before:,.0f} MB | {peak:,.0f} MB |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--leak", action="store_true", help="Only the leak (run in a model store of its own).")
+    parser.add_argument("--memory", type=Path, help="Only the peak memory of censoring this clip.")
+    parser.add_argument("--lengths", default="10,60,150", help="Clip lengths (s) for the memory table.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         if args.leak:
             leak(args.seconds, Path(folder))
             return
+        if args.memory:
+            memory(args.memory, Path(folder))
+            return
         speed(args.seconds, Path(folder))
+        print("\n### Memory against length: a fresh process each, demo models (ONNX Runtime)\n")
+        print("| clip | frames | models loaded | peak resident |\n|---|---|---|---|", flush=True)
+        for length in args.lengths.split(","):
+            clip = wound_clip(Path(folder) / f"memory-{length}.mp4", float(length))  # Made here, measured there.
+            subprocess.run([sys.executable, __file__, "--memory", str(clip)], check=True)
         # The test models go into a throwaway model store, never the user's.
         env = {**os.environ, "BENTOML_HOME": str(Path(folder) / "bentoml")}
         command = [sys.executable, __file__, "--leak", "--seconds", str(args.seconds)]

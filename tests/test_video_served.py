@@ -109,3 +109,45 @@ def test_a_video_sent_to_censor_is_told_where_videos_go(served, clip_bytes):
     url, sender, *_ = served
     answer = httpx.post(f"{url}/censor", files={"image": ("clip.mkv", clip_bytes)}, headers=sender, timeout=60)
     assert answer.status_code == 415 and "a video" in answer.json()["error"]
+
+
+def test_a_video_whose_worker_is_killed_is_censored_whole_after_the_restart(red_model_tags, tmp_path):
+    """kill -9 of the whole service mid-video: the lock dies with the worker, and the next start takes
+    the video again from the start; its record ends done, every frame censored, nothing doubled."""
+    import os
+    import signal
+
+    from serving import bentoml_process
+
+    data_dir = tmp_path / "data"
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir)}
+    clip = Clip(width=640, height=480, seconds=20, wound_from_s=5, wound_to_s=15, radius=80)
+    sent = write_clip(tmp_path / "long.mkv", clip).read_bytes()
+    with bentoml_process(env, tmp_path / "first.log") as (url, process):
+        sender, analyst = grant(data_dir, "ingest", name="sender"), grant(data_dir, "analyst", name="analyst")
+        video_id = httpx.post(f"{url}/videos", content=sent, headers=sender, timeout=60).json()["video"]["id"]
+        ends = time.monotonic() + 60
+        while httpx.get(f"{url}/videos/{video_id}", headers=analyst).json()["state"] != "working":
+            assert time.monotonic() < ends, "the video was never taken"
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)  # Every process of the service, at once, mid-video.
+        process.wait()
+    with bentoml_server(env, tmp_path / "second.log") as url:
+        record = wait_done(url, analyst, video_id)
+        assert record["state"] == "done" and record["result"]["frames"] == clip.frames, record
+        censored = httpx.get(f"{url}/videos/{video_id}/censored.mp4", headers=analyst, timeout=60).content
+    with av.open(io.BytesIO(censored)) as container:
+        frames = 0
+        for index, frame in enumerate(container.decode(video=0)):
+            wound = clip.wound_mask(index)
+            assert (red(frame.to_ndarray(format="rgb24")) & wound).sum() <= 0.02 * wound.sum(), index
+            frames += 1
+    assert frames == clip.frames
+    assert sorted(p.name for p in (data_dir / "videos" / video_id).iterdir() if not p.name.startswith(".")) == [
+        "censored.mp4",
+        "masks.jsonl",
+        "original.mkv",
+        "strip.png",
+        "timeline.json",
+        "video.json",
+    ]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn
 
 from pipeline.cli.common import console, reported
 from pipeline.config import get_settings
@@ -48,7 +49,20 @@ def video(
         )
         options = VideoOptions.from_settings(settings, classifier.threshold, segmenter.threshold, mute=mute)
         censorer = VideoCensorer(models, VideoLimits.from_settings(settings))
-        result = asyncio.run(censorer.censor(file, out, options))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f} s of video"),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            tasks = {"analyse": bar.add_task("classifying sampled frames", total=None)}
+            tasks["mask"] = bar.add_task("masking and encoding", total=None, start=False)
+
+            def advance(phase: str, done_s: float, total_s: float | None) -> None:
+                bar.start_task(tasks[phase])
+                bar.update(tasks[phase], completed=done_s, total=total_s)
+
+            result = asyncio.run(censorer.censor(file, out, options, progress=advance))
     if result.demo:
         console.print("[yellow]demo models[/]: trained on synthetic data, not a gore detector", highlight=False)
     if result.stopped:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -27,6 +28,7 @@ from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
 from pipeline.video.decode import VideoLimits
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 2.0
 
 
 def video_censorer(censorer: Censorer, settings: Settings) -> tuple[VideoCensorer, VideoOptions]:
@@ -88,12 +90,28 @@ class VideoRunner:
         finally:
             await to_thread.run_sync(claim.__exit__, None, None, None)
 
+    def _reporter(self, record: VideoRecord, saving: list[asyncio.Task]):
+        """Progress into the stored record, at most every PROGRESS_EVERY_S (a status URL shows it),
+        written in a worker thread; the caller awaits `saving` before the final record."""
+        last = [0.0]
+
+        def report(phase: str, done_s: float, total_s: float | None) -> None:
+            if not total_s or time.monotonic() - last[0] < PROGRESS_EVERY_S or any(not t.done() for t in saving):
+                return
+            last[0] = time.monotonic()
+            share = min(done_s / total_s, 1.0) * 0.5 + (0.5 if phase == "mask" else 0.0)
+            update = record.model_copy(update={"state": "working", "progress": round(share, 3)})
+            saving.append(asyncio.get_running_loop().create_task(to_thread.run_sync(self.store.save, update)))
+
+        return report
+
     async def _censor(self, record: VideoRecord) -> VideoRecord:
+        saving: list[asyncio.Task] = []
         try:
             video, options = video_censorer(await self.censorer(), self.settings)
             original = await to_thread.run_sync(self.store.original, record.id)
             made = await to_thread.run_sync(self.store.work_folder, record.id)  # Emptied: a killed try's leftovers go.
-            result = await video.censor(original, made, options, filename=record.filename)
+            result = await video.censor(original, made, options, record.filename, self._reporter(record, saving))
             await to_thread.run_sync(self.store.place_outputs, record.id, made, result)
         except PipelineError as error:
             if error.retry_after_s:
@@ -103,7 +121,9 @@ class VideoRunner:
         except Exception:  # Never tried again and again: a video that breaks the code fails, logged.
             log.exception("video %s failed", record.id)
             return _failed(record, 500, "internal error while censoring this video: the service logged it")
-        return record.model_copy(update={"state": "done", "result": result, "finished_at": utc_now()})
+        finally:  # No progress write may land after the final record.
+            await asyncio.gather(*saving, return_exceptions=True)
+        return record.model_copy(update={"state": "done", "result": result, "progress": 1.0, "finished_at": utc_now()})
 
 
 def _failed(record: VideoRecord, status: int, error: str) -> VideoRecord:

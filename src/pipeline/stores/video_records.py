@@ -71,4 +71,5 @@ class VideoRecord(BaseModel):
     finished_at: datetime | None = None
     status: int | None = Field(None, description="For a failed video: the HTTP status the failure deserves.")
     error: str | None = None
+    progress: float | None = Field(None, description="While working: the share done, 0 to 1.")
     result: VideoResult | None = Field(None, description="The timeline, once censored.")

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -32,6 +33,8 @@ from pipeline.video.masks import FrameMask, HeldMasks
 from pipeline.video.timeline import Sampler, inside, segments
 
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+Progress = Callable[[str, float, float | None], None]
+"""(phase: "analyse" or "mask", seconds of video done, seconds in all when known): called as work goes on."""
 CHUNK_PIXELS = 100_000_000
 """Most decoded pixels held at once between decoding and the models (about 100 frames of 720p)."""
 STRIP_FRAMES, STRIP_WIDTH = 8, 160
@@ -85,12 +88,14 @@ class _Pass2:
     was_inside: bool = False
     last_frame: Frame | None = None
     last_key: Frame | None = None
-    masks: list[FrameMask] = field(default_factory=list)
+    masks: TextIO | None = None
+    """The masks file, a line written per masked frame as it goes (none held in memory)."""
     hidden: list[int] = field(default_factory=list)
     strip: list[np.ndarray] = field(default_factory=list)
     segmented: int = 0
     masked: int = 0
     segment_s: float = 0.0
+    emitted_s: float = 0.0
 
 
 def _ms(since: float) -> float:
@@ -107,10 +112,16 @@ class VideoCensorer:
         self.models, self.limits = models, limits
 
     async def censor(
-        self, path: Path, out_dir: Path, options: VideoOptions, filename: str | None = None
+        self,
+        path: Path,
+        out_dir: Path,
+        options: VideoOptions,
+        filename: str | None = None,
+        progress: Progress | None = None,
     ) -> VideoResult:
         """Censor the video at `path` into `out_dir` (<stem>.censored.mp4, .json, .masks.jsonl, .strip.png)."""
         filename = filename or path.name
+        self._progress = progress or _no_progress
         started = time.perf_counter()
         video_id = await to_thread.run_sync(file_id, path)
         samples, seconds, classify_s = await self._sample(path, filename, options)
@@ -126,7 +137,10 @@ class VideoCensorer:
             "strip": f"{stem}.strip.png",
         }
         started = time.perf_counter()
-        state, reader, writer = await self._write(path, filename, out_dir / names["video"], found, seconds, options)
+        with (out_dir / names["masks"]).open("w") as masks:
+            state, reader, writer = await self._write(
+                path, filename, out_dir / names["video"], found, seconds, options, masks
+            )
         timings["mask_and_encode"] = _ms(started)
         timings["segment"] = round(state.segment_s * 1000, 1)
         timings["encode"] = round(writer.encode_s * 1000, 1)
@@ -202,6 +216,7 @@ class VideoCensorer:
                 answer = await self.models.classify(inputs)
                 classify_s += time.perf_counter() - started
                 probabilities = np.clip(np.asarray(answer, np.float64).reshape(-1), 0, 1)
+                self._progress("analyse", last[0], reader.info.declared_seconds)
                 samples += [
                     SampledFrame(index=i, time_s=round(t, 6), probability=round(float(p), 6), scene_cut=cut)
                     for (i, t, cut), p in zip(wanted, probabilities, strict=True)
@@ -213,9 +228,16 @@ class VideoCensorer:
     # ---- pass 2: segment, mask, encode ----
 
     async def _write(
-        self, path: Path, filename: str, out: Path, found: list[GoreSegment], seconds: float, options: VideoOptions
+        self,
+        path: Path,
+        filename: str,
+        out: Path,
+        found: list[GoreSegment],
+        seconds: float,
+        options: VideoOptions,
+        masks: TextIO,
     ) -> tuple[_Pass2, VideoReader, VideoWriter]:
-        state = _Pass2(HeldMasks(hold_s=1.0 / options.segment_fps))
+        state = _Pass2(HeldMasks(hold_s=1.0 / options.segment_fps), masks=masks)
         strip_times = deque(seconds * (i + 0.5) / STRIP_FRAMES for i in range(STRIP_FRAMES))
         packets: list = []
         with VideoReader(path, self.limits, filename) as reader:
@@ -233,6 +255,7 @@ class VideoCensorer:
                     ended = await to_thread.run_sync(self._pull, chain, state, found, options)
                     await self._segment_keys(state, options)
                     await to_thread.run_sync(self._emit, state, found, options, writer, packets, strip_times, ended)
+                    self._progress("mask", seconds if ended else state.emitted_s, seconds)
             finally:
                 await to_thread.run_sync(writer.close)
         return state, reader, writer
@@ -306,9 +329,11 @@ class VideoCensorer:
                     state.hidden.append(frame.index)
                 if not keep.all():
                     pixels = apply_mask(pixels, keep, options.style if keep.any() else "black")
-                    state.masks.append(FrameMask.of(frame.index, frame.time_s, keep))
+                    if state.masks is not None:
+                        state.masks.write(FrameMask.of(frame.index, frame.time_s, keep).model_dump_json() + "\n")
                     state.masked += 1
             writer.write(pixels, frame.time_s)
+            state.emitted_s = frame.time_s
             writer.copy_audio(packets)
             while strip_times and frame.time_s + 1e-6 >= strip_times[0]:
                 strip_times.popleft()
@@ -320,13 +345,14 @@ class VideoCensorer:
 
     @staticmethod
     def _side_files(out_dir: Path, names: dict[str, str], state: _Pass2) -> None:
-        with (out_dir / names["masks"]).open("w") as file:
-            for mask in state.masks:
-                file.write(mask.model_dump_json() + "\n")
         if state.strip:
             height = max(image.shape[0] for image in state.strip)
             tiles = [np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0))) for image in state.strip]
             cv2.imwrite(str(out_dir / names["strip"]), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
+
+
+def _no_progress(phase: str, done_s: float, total_s: float | None) -> None:
+    pass
 
 
 def _segment_last(state: _Pass2) -> None:
