@@ -105,6 +105,24 @@ def test_what_is_not_a_video_or_too_big_is_refused_at_once_and_nothing_kept(serv
     assert all(v["filename"] not in ("a.png", "video") for v in httpx.get(f"{url}/videos", headers=sender).json())
 
 
+def test_a_video_that_cannot_be_censored_ends_failed_with_the_answer_it_deserves(served, tmp_path):
+    """Its first bytes say MP4, so it is taken; what is inside is found out in the background."""
+    url, sender, analyst, _ = served
+    sound = tmp_path / "sound.mp4"
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    sent = httpx.post(f"{url}/videos?filename=sound.mp4", content=sound.read_bytes(), headers=sender, timeout=60)
+    assert sent.status_code == 202
+    record = wait_done(url, analyst, sent.json()["video"]["id"])
+    assert (record["state"], record["status"]) == ("failed", 415) and "no video stream" in record["error"], record
+    answer = httpx.get(f"{url}/videos/{record['id']}/censored.mp4", headers=analyst)
+    assert answer.status_code == 409 and "failed" in answer.json()["error"]
+
+
 def test_a_video_sent_to_censor_is_told_where_videos_go(served, clip_bytes):
     url, sender, *_ = served
     answer = httpx.post(f"{url}/censor", files={"image": ("clip.mkv", clip_bytes)}, headers=sender, timeout=60)

@@ -17,7 +17,9 @@ from pipeline.files.kinds import VIDEO_NAMES, video_container
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, NO_STORE, handled
-from pipeline.stores.videos import VideoRecord, VideoStore
+from pipeline.stores.images import disk_space
+from pipeline.stores.video_records import VideoRecord
+from pipeline.stores.videos import VideoStore
 
 WRITE_BYTES = 4 * 1024 * 1024  # The body is written in pieces this big, each in a worker thread.
 SUFFIXES = {"mov": ".mp4", "matroska": ".mkv"}
@@ -32,7 +34,7 @@ def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
         spooled = await to_thread.run_sync(videos.spool)
         digest, received, pending, head = hashlib.sha256(), 0, bytearray(), b""
         try:
-            with spooled.open("wb") as file:
+            with disk_space(), spooled.open("wb") as file:  # A full disk: 507, nothing kept.
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > max_bytes:
