@@ -127,15 +127,7 @@ def video_models(classifier_tag: str, segmenter_tag: str, backend: str):
     classify, classifier = local_model(classifier_tag, False, backend, 1)
     segment, segmenter = local_model(segmenter_tag, False, backend, 1)
     return (
-        VideoModels(
-            classify,
-            segment,
-            classifier.input_size,
-            segmenter.input_size,
-            classifier.tag,
-            segmenter.tag,
-            demo=classifier.demo or segmenter.demo,
-        ),
+        VideoModels.of(classify, segment, classifier, segmenter),
         classifier,
         segmenter,
     )

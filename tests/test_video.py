@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-from videos import Clip, turn, write_clip
+from videos import Clip, turn, write_clip, write_sound_only
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidImage, UnsupportedImage, UploadTooLarge
@@ -39,7 +39,7 @@ def red(pixels: np.ndarray) -> np.ndarray:
 def censorer(red_model_tags) -> VideoCensorer:
     classify, classifier = local_model(red_model_tags["classifier"], False, "keras", 1)
     segment, segmenter = local_model(red_model_tags["segmenter"], False, "keras", 1)
-    models = VideoModels(classify, segment, 224, 224, classifier.tag, segmenter.tag, demo=False)
+    models = VideoModels.of(classify, segment, classifier, segmenter)
     return VideoCensorer(models, VideoLimits.from_settings(Settings()))
 
 
@@ -188,13 +188,7 @@ def test_what_is_not_a_video_is_refused_before_ffmpeg_guesses(censorer, tmp_path
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
     with pytest.raises(UnsupportedImage, match="not a video this service reads"):
         run(censorer, playlist, tmp_path / "out")
-    audio_only = tmp_path / "sound.mp4"
-    with av.open(str(audio_only), "w") as out:
-        stream = out.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 48000
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    audio_only = write_sound_only(tmp_path / "sound.mp4")
     with pytest.raises(UnsupportedImage, match="no video stream"):
         run(censorer, audio_only, tmp_path / "out")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from serving import bentoml_server, grant
-from videos import Clip, write_clip
+from videos import Clip, write_clip, write_sound_only
 
 CLIP = Clip(seconds=2, wound_from_s=0.5, wound_to_s=1.5)
 
@@ -108,13 +108,7 @@ def test_what_is_not_a_video_or_too_big_is_refused_at_once_and_nothing_kept(serv
 def test_a_video_that_cannot_be_censored_ends_failed_with_the_answer_it_deserves(served, tmp_path):
     """Its first bytes say MP4, so it is taken; what is inside is found out in the background."""
     url, sender, analyst, _ = served
-    sound = tmp_path / "sound.mp4"
-    with av.open(str(sound), "w") as out:
-        stream = out.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 48000
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    sound = write_sound_only(tmp_path / "sound.mp4")
     sent = httpx.post(f"{url}/videos?filename=sound.mp4", content=sound.read_bytes(), headers=sender, timeout=60)
     assert sent.status_code == 202
     record = wait_done(url, analyst, sent.json()["video"]["id"])

@@ -101,3 +101,14 @@ def turn(path: Path, display_degrees_clockwise: int = 90) -> Path:
         data[matrix_at + 4 * i : matrix_at + 4 * i + 4] = value.to_bytes(4, "big")
     path.write_bytes(bytes(data))
     return path
+
+
+def write_sound_only(path: Path) -> Path:
+    """An MP4 with one AAC frame of silence and no video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

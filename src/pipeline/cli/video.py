@@ -37,16 +37,7 @@ def video(
         segment, segmenter = local_model(
             settings.segmenter_tag, untrained, settings.backend, settings.threads_per_model
         )
-        models = VideoModels(
-            classify=classify,
-            segment=segment,
-            classifier_size=classifier.input_size,
-            segmenter_size=segmenter.input_size,
-            classifier=classifier.tag,
-            segmenter=segmenter.tag,
-            demo=classifier.demo or segmenter.demo,
-            batch=settings.max_batch_size,
-        )
+        models = VideoModels.of(classify, segment, classifier, segmenter, settings.max_batch_size)
         options = VideoOptions.from_settings(settings, classifier.threshold, segmenter.threshold, mute=mute)
         censorer = VideoCensorer(models, VideoLimits.from_settings(settings))
         columns = (

@@ -42,16 +42,7 @@ def video_censorer(censorer: Censorer, settings: Settings) -> tuple[VideoCensore
         return await with_retries(lambda: censorer.segment(frames), stage="segment", deadline_s=deadline)
 
     classifier, segmenter = censorer.classifier, censorer.segmenter
-    models = VideoModels(
-        classify=classify,
-        segment=segment,
-        classifier_size=classifier.input_size,
-        segmenter_size=segmenter.input_size,
-        classifier=classifier.tag,
-        segmenter=segmenter.tag,
-        demo=classifier.demo or segmenter.demo,
-        batch=settings.max_batch_size,
-    )
+    models = VideoModels.of(classify, segment, classifier, segmenter, settings.max_batch_size)
     options = VideoOptions.from_settings(settings, censorer.threshold, segmenter.threshold)
     return VideoCensorer(models, VideoLimits.from_settings(settings)), options
 

@@ -20,13 +20,11 @@ object-storage backend can stand in for `FileSystemStore`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import io
 import logging
-import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +32,7 @@ import numpy as np
 
 from pipeline.errors import NotFound, StoreFull
 from pipeline.files import atomic_write
+from pipeline.files.locks import flocked
 from pipeline.stores.records import ImageRecord
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -114,14 +113,11 @@ class FileSystemStore:
     @contextmanager
     def _locked(self, image_id: str) -> Iterator[None]:
         folder = self.folder(image_id)
-        with disk_space():
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with ExitStack() as held:
+            with disk_space():  # Even the lock file needs room.
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                held.enter_context(flocked(folder / ".lock"))
             yield
-        finally:
-            os.close(fd)  # Closing releases the lock.
 
     # ---- originals ----
 

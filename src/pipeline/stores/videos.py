@@ -12,7 +12,6 @@ killed is taken again by the next one, and no start-up sweeps another process' w
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from pipeline.errors import Conflict, NotFound
 from pipeline.files import atomic_write
+from pipeline.files.locks import flocked
 from pipeline.stores.records import utc_now
 from pipeline.stores.video_records import VideoRecord, VideoResult
 
@@ -50,7 +50,8 @@ class VideoStore:
     def add(self, spooled: Path, video_id: str, suffix: str, filename: str, by: str) -> VideoRecord:
         """The spooled upload moved into place and queued; an id already stored is answered as it is."""
         folder = self.folder(video_id)
-        with self._locked_folder(folder):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with flocked(folder / ".add"):
             known = self.record(video_id)
             if known is not None and known.state != "failed":
                 spooled.unlink(missing_ok=True)
@@ -98,20 +99,11 @@ class VideoStore:
         the `with` lasts; None when there is none."""
         waiting = [r for r in self.records() if r.state in ("queued", "working")]
         for record in sorted(waiting, key=lambda r: r.submitted_at):
-            fd = os.open(self.folder(record.id) / ".work", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                current = self.record(record.id)  # Done meanwhile by the worker that just let go?
-                if current is None or current.state not in ("queued", "working"):
-                    continue
-                yield current
-                return
-            finally:
-                os.close(fd)  # Closing releases the lock.
+            with flocked(self.folder(record.id) / ".work", wait=False) as held:
+                current = self.record(record.id) if held else None  # Done meanwhile by one that just let go?
+                if current is not None and current.state in ("queued", "working"):
+                    yield current
+                    return
         yield None
 
     def _folders(self) -> Iterator[Path]:
@@ -123,16 +115,6 @@ class VideoStore:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(folder / "video.json", record.model_dump_json(indent=1).encode(), scratch=self.scratch)
-
-    @contextmanager
-    def _locked_folder(self, folder: Path) -> Iterator[None]:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(folder / ".add", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def work_folder(self, video_id: str) -> Path:
         """An empty folder for a try at censoring the video (what a killed try left is removed)."""

@@ -26,6 +26,7 @@ from pipeline.config import CensorStyle, Settings
 from pipeline.errors import PipelineError
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
 from pipeline.imaging.model_input import model_input
+from pipeline.model_store.metadata import ModelInfo
 from pipeline.stores.video_records import GoreSegment, SampledFrame, VideoResult
 from pipeline.video.decode import Frame, VideoLimits, VideoReader
 from pipeline.video.encode import VideoWriter
@@ -50,6 +51,22 @@ class VideoModels:
     segmenter: str
     demo: bool
     batch: int = 8
+
+    @classmethod
+    def of(
+        cls, classify: ModelCall, segment: ModelCall, classifier: ModelInfo, segmenter: ModelInfo, batch: int = 8
+    ) -> VideoModels:
+        """The two model calls with what their models' metadata says (input sizes, tags, demo)."""
+        return cls(
+            classify=classify,
+            segment=segment,
+            classifier_size=classifier.input_size,
+            segmenter_size=segmenter.input_size,
+            classifier=classifier.tag,
+            segmenter=segmenter.tag,
+            demo=classifier.demo or segmenter.demo,
+            batch=batch,
+        )
 
 
 @dataclass(frozen=True)
