@@ -4,7 +4,7 @@
 on the open descriptor, never read past a cap. `writing`: whole files, renamed into place.
 """
 
-from pipeline.files.reading import FileRefused, read_inside, read_regular, walk_files
+from pipeline.files.reading import FileRefused, open_inside, read_inside, read_regular, walk_files
 from pipeline.files.writing import atomic_write
 
-__all__ = ["FileRefused", "atomic_write", "read_inside", "read_regular", "walk_files"]
+__all__ = ["FileRefused", "atomic_write", "open_inside", "read_inside", "read_regular", "walk_files"]

@@ -4,6 +4,7 @@
     videos/<id>/video.json           the VideoRecord: state, who sent it, the timeline when done
     videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png    the outputs (pipeline.video)
     videos/<id>/.work                locked (flock) by the worker censoring it
+    videos/<id>/.waiting             there while it is queued or worked: what the runners look at
 
 A video is stored, then answered 202; workers take it in the background. Whoever holds the lock
 works it: the kernel drops a lock with the process that held it, so a video whose worker was
@@ -28,6 +29,8 @@ from pipeline.stores.video_records import VideoRecord, VideoResult
 
 OUTPUTS = {"video": "censored.mp4", "timeline": "timeline.json", "masks": "masks.jsonl", "strip": "strip.png"}
 _ID = re.compile(r"^[0-9a-f]{64}$")
+WAITING = ".waiting"
+"""In the folder of a video that is queued or being worked: the runners look only at these."""
 
 
 class VideoStore:
@@ -97,7 +100,8 @@ class VideoStore:
     def claim(self) -> Iterator[VideoRecord | None]:
         """The oldest video waiting (or left by a worker that died), locked for this process while
         the `with` lasts; None when there is none."""
-        waiting = [r for r in self.records() if r.state in ("queued", "working")]
+        marked = (self.record(marker.parent.name) for marker in self.root.glob(f"*/{WAITING}"))
+        waiting = [r for r in marked if r is not None and r.state in ("queued", "working")]
         for record in sorted(waiting, key=lambda r: r.submitted_at):
             with flocked(self.folder(record.id) / ".work", wait=False) as held:
                 current = self.record(record.id) if held else None  # Done meanwhile by one that just let go?
@@ -111,10 +115,18 @@ class VideoStore:
             yield from (f for f in self.root.iterdir() if _ID.fullmatch(f.name))
 
     def _write(self, record: VideoRecord) -> None:
+        """The record, and the marker that puts it in the workers' sight while it waits: made
+        before a waiting record is written, removed after a final one, so a crash between leaves
+        at most a marker that `claim` passes over, never a waiting video nobody sees."""
         folder = self.folder(record.id)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        waits = record.state in ("queued", "working")
+        if waits:
+            (folder / WAITING).touch(mode=0o600)
         atomic_write(folder / "video.json", record.model_dump_json(indent=1).encode(), scratch=self.scratch)
+        if not waits:
+            (folder / WAITING).unlink(missing_ok=True)
 
     def work_folder(self, video_id: str) -> Path:
         """An empty folder for a try at censoring the video (what a killed try left is removed)."""

@@ -11,6 +11,7 @@ written as decoded. Model calls are injected, as for images (pipeline.serving.ce
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,7 +24,9 @@ import numpy as np
 from anyio import to_thread
 
 from pipeline.config import CensorStyle, Settings
-from pipeline.errors import PipelineError
+from pipeline.errors import InvalidImage, PipelineError, UploadTooLarge
+from pipeline.files import open_inside
+from pipeline.files.reading import CHUNK_BYTES
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
 from pipeline.imaging.model_input import model_input
 from pipeline.model_store.metadata import ModelInfo
@@ -119,9 +122,16 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 1)
 
 
-def file_id(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+def file_id(path: Path, max_bytes: int, filename: str) -> str:
+    """SHA-256 of a regular file (no link followed), read at most to `max_bytes`."""
+    digest, total = hashlib.sha256(), 0
+    with os.fdopen(open_inside(path.parent, path.name, filename), "rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            total += len(chunk)
+            if total > max_bytes:
+                raise UploadTooLarge(f"{filename}: over the video limit of {max_bytes:,} bytes")
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class VideoCensorer:
@@ -138,15 +148,15 @@ class VideoCensorer:
     ) -> VideoResult:
         """Censor the video at `path` into `out_dir` (<stem>.censored.mp4, .json, .masks.jsonl, .strip.png)."""
         filename = filename or path.name
-        self._progress = progress or _no_progress
+        progress = progress or _no_progress
         started = time.perf_counter()
-        video_id = await to_thread.run_sync(file_id, path)
-        samples, seconds, classify_s = await self._sample(path, filename, options)
+        video_id = await to_thread.run_sync(file_id, path, self.limits.max_bytes, filename)
+        samples, seconds, classify_s = await self._sample(path, filename, options, progress)
         timings = {"analyse": _ms(started), "classify": round(classify_s * 1000, 1)}
         period = 1.0 / options.sample_fps
         found = segments(samples, options.threshold, options.pad_s, gap_s=2.5 * period)
         stem = Path(filename).stem or "video"
-        out_dir.mkdir(parents=True, exist_ok=True)
+        await to_thread.run_sync(lambda: out_dir.mkdir(parents=True, exist_ok=True))
         names = {
             "video": f"{stem}.censored.mp4",
             "timeline": f"{stem}.json",
@@ -156,7 +166,7 @@ class VideoCensorer:
         started = time.perf_counter()
         with (out_dir / names["masks"]).open("w") as masks:
             state, reader, writer = await self._write(
-                path, filename, out_dir / names["video"], found, seconds, options, masks
+                path, filename, out_dir / names["video"], found, seconds, options, masks, progress
             )
         timings["mask_and_encode"] = _ms(started)
         timings["segment"] = round(state.segment_s * 1000, 1)
@@ -196,20 +206,20 @@ class VideoCensorer:
             outputs=names,
             timings_ms=timings,
         )
-        (out_dir / names["timeline"]).write_text(result.model_dump_json(indent=1))
+        await to_thread.run_sync((out_dir / names["timeline"]).write_text, result.model_dump_json(indent=1))
         return result
 
     # ---- pass 1: classify sampled frames ----
 
     async def _sample(
-        self, path: Path, filename: str, options: VideoOptions
+        self, path: Path, filename: str, options: VideoOptions, progress: Progress
     ) -> tuple[list[SampledFrame], float, float]:
         """The sampled frames with their probabilities, the seconds decoded, the seconds in the classifier."""
         samples: list[SampledFrame] = []
         classify_s = 0.0
         sampler = Sampler(options.sample_fps)
         size = self.models.classifier_size
-        with VideoReader(path, self.limits, filename) as reader:
+        with await to_thread.run_sync(VideoReader, path, self.limits, filename) as reader:
             frames = reader.frames()
             last = [0.0, 0.0]  # Time of the last frame decoded, and of one frame later.
 
@@ -233,7 +243,7 @@ class VideoCensorer:
                 answer = await self.models.classify(inputs)
                 classify_s += time.perf_counter() - started
                 probabilities = np.clip(np.asarray(answer, np.float64).reshape(-1), 0, 1)
-                self._progress("analyse", last[0], reader.info.declared_seconds)
+                progress("analyse", last[0], reader.info.declared_seconds)
                 samples += [
                     SampledFrame(index=i, time_s=round(t, 6), probability=round(float(p), 6), scene_cut=cut)
                     for (i, t, cut), p in zip(wanted, probabilities, strict=True)
@@ -253,11 +263,12 @@ class VideoCensorer:
         seconds: float,
         options: VideoOptions,
         masks: TextIO,
+        progress: Progress,
     ) -> tuple[_Pass2, VideoReader, VideoWriter]:
         state = _Pass2(HeldMasks(hold_s=1.0 / options.segment_fps), masks=masks)
         strip_times = deque(seconds * (i + 0.5) / STRIP_FRAMES for i in range(STRIP_FRAMES))
         packets: list = []
-        with VideoReader(path, self.limits, filename) as reader:
+        with await to_thread.run_sync(VideoReader, path, self.limits, filename) as reader:
             audio = None if options.mute or not reader.container.streams.audio else reader.container.streams.audio[0]
             frames = reader.frames(packets if audio is not None else None)
             first: Frame | None = await to_thread.run_sync(next, frames, None)
@@ -272,7 +283,7 @@ class VideoCensorer:
                     ended = await to_thread.run_sync(self._pull, chain, state, found, options)
                     await self._segment_keys(state, options)
                     await to_thread.run_sync(self._emit, state, found, options, writer, packets, strip_times, ended)
-                    self._progress("mask", seconds if ended else state.emitted_s, seconds)
+                    progress("mask", seconds if ended else state.emitted_s, seconds)
             finally:
                 await to_thread.run_sync(writer.close)
         return state, reader, writer
@@ -385,7 +396,5 @@ def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
 
 
 def _no_frames(filename: str, reader: VideoReader) -> PipelineError:
-    from pipeline.errors import InvalidImage
-
     why = f": {reader.stopped.reason}" if reader.stopped else ""
     return InvalidImage(f"{filename}: no frame of the video could be decoded{why}")

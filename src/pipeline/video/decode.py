@@ -12,6 +12,7 @@ and `stopped` says where and why: the caller decides what a partial video may sh
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,6 +23,7 @@ import av
 import numpy as np
 
 from pipeline.errors import InvalidImage, UnsupportedImage, UploadTooLarge
+from pipeline.files import open_inside
 from pipeline.files.kinds import VIDEO_NAMES, video_container
 
 log = logging.getLogger(__name__)
@@ -91,14 +93,16 @@ class VideoReader:
     decoded_pixels: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        """Opens the file (a regular file, no link followed) and reads its headers: blocks, so
+        callers make a reader in a worker thread."""
         self.filename = self.filename or self.path.name
-        size = self.path.stat().st_size
-        if size > self.limits.max_bytes:
-            raise UploadTooLarge(
-                f"{self.filename}: {size:,} bytes is over the video limit of {self.limits.max_bytes:,}"
-            )
-        self._file: BinaryIO = self.path.open("rb")
+        self._file: BinaryIO = os.fdopen(open_inside(self.path.parent, self.path.name, self.filename), "rb")
         try:
+            size = os.fstat(self._file.fileno()).st_size  # Of what was opened, not of a name.
+            if size > self.limits.max_bytes:
+                raise UploadTooLarge(
+                    f"{self.filename}: {size:,} bytes is over the video limit of {self.limits.max_bytes:,}"
+                )
             self.container = self._open()
             self.info = self._info()
         except BaseException:
@@ -167,9 +171,9 @@ class VideoReader:
                         packets.append(packet)
                     continue
                 for decoded in packet.decode():
-                    yield self._frame(decoded, index, time_s)
-                    time_s = self._last_time
-                    index += 1
+                    frame = self._frame(decoded, index, time_s)
+                    time_s, index = frame.time_s, index + 1
+                    yield frame
         except av.error.FFmpegError as error:
             self.stopped = Stopped(at_s=time_s, reason=_reason(error))
         else:
@@ -193,7 +197,6 @@ class VideoReader:
                 "the video is too long at this size"
             )
         time_s = decoded.time if decoded.time is not None else previous_s + 1 / (self.info.fps or 30)
-        self._last_time = time_s
         if time_s > self.limits.max_seconds:
             raise UploadTooLarge(f"{self.filename}: over the limit of {self.limits.max_seconds:g} s of video")
         if index + 1 > self.limits.max_fps * max(time_s, 1.0) + 1:
@@ -208,8 +211,6 @@ class VideoReader:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
             self.info.rotation = rotation
         return Frame(index=index, time_s=float(time_s), pixels=rgb, corrupt=bool(decoded.is_corrupt))
-
-    _last_time: float = 0.0
 
     def close(self) -> None:
         container = getattr(self, "container", None)

@@ -33,6 +33,7 @@ class VideoWriter:
             else:
                 self.audio_dropped = f"{audio.codec_context.name} audio cannot be copied into MP4; it was left out"
         self.frames = 0
+        self._last_pts = -1
         self.encode_s = 0.0
         """Seconds spent encoding and writing frames."""
 
@@ -61,8 +62,6 @@ class VideoWriter:
         self.output.mux(self.video.encode(frame))
         self.frames += 1
         self.encode_s += time.perf_counter() - started
-
-    _last_pts = -1
 
     def copy_audio(self, packets: list) -> None:
         """Mux demuxed audio packets as they are (the caller drains its list)."""
