@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from serving import bentoml_server, grant
-from videos import Clip, write_clip, write_sound_only
+from videos import Clip, wait_done, write_clip, write_sound_only
 
 CLIP = Clip(seconds=2, wound_from_s=0.5, wound_to_s=1.5)
 
@@ -33,16 +33,6 @@ def served(red_model_tags, tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory) -> bytes:
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mkv", CLIP).read_bytes()
-
-
-def wait_done(url: str, headers: dict, video_id: str, timeout_s: float = 180) -> dict:
-    ends = time.monotonic() + timeout_s
-    while time.monotonic() < ends:
-        record = httpx.get(f"{url}/videos/{video_id}", headers=headers, timeout=30).json()
-        if record["state"] in ("done", "failed"):
-            return record
-        time.sleep(0.5)
-    raise AssertionError(f"video {video_id} not done in {timeout_s} s: {record}")
 
 
 def test_a_video_is_answered_at_once_and_censored_in_the_background(served, clip_bytes):

@@ -2,6 +2,8 @@
 `bentoml serve` with the red-pixel test models: sign in, upload a wound-like image and a clean
 one, see the first blurred and greyed and the second sharp, open the first, check that nothing
 asked for its original, reveal it step by step, and see the exposure count and audit entries.
+A video is reviewed the same way: its censored copy muted, blurred and greyed, a gore segment
+revealed in steps, counted in seconds of gore, up to the daily limit.
 
 Screenshots go to a temporary folder, and also to $GORE_SCREENSHOTS when it names a folder
 (the README's pictures: `GORE_SCREENSHOTS=docs/web .venv/bin/pytest tests/test_web_browser.py`).
@@ -9,15 +11,18 @@ Screenshots go to a temporary folder, and also to $GORE_SCREENSHOTS when it name
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
 from PIL import Image
-from serving import bentoml_server
+from serving import bentoml_server, grant
+from videos import Clip, wait_done, write_clip
 
 from pipeline.data.synthetic import background, draw_wound
 from pipeline.stores.people import People
@@ -70,7 +75,8 @@ def screenshot_folders(tmp_path_factory) -> list[Path]:
 def served(red_model_tags, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("browser-data")
     People.in_data_dir(data_dir).create_user("ana", ["analyst", "ingest", "admin"], PASSWORD, "tests")
-    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir)}
+    # Two gore segments of about 3 s each: the first fits under the daily limit, the second does not.
+    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir), "GORE_WEB_DAILY_GORE_SECONDS": "5"}
     with bentoml_server(env, tmp_path_factory.mktemp("browser-logs") / "serve.log") as url:
         yield url, data_dir
 
@@ -200,4 +206,126 @@ def test_review_an_upload_without_seeing_more_than_asked(served, browser, tmp_pa
     page.goto(f"{url}/app/admin/exposure")
     assert "ana" in page.text_content("#totals")
     shot(page, "admin-exposure.png")
+    context.close()
+
+
+VIDEO = Clip(seconds=8, wound_from_s=1.0, wound_to_s=2.5, again=(5.5, 7.0))
+FRAME = """selector => {
+    const video = document.querySelector(selector);
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(video, 0, 0);
+    return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
+}"""
+
+
+def frame_at(page, selector: str, time_s: float) -> np.ndarray:
+    """The frame a <video> shows at `time_s`, as decoded (before any CSS filter)."""
+    until(page, f"document.querySelector('{selector}').readyState >= 1")
+    page.evaluate(f"document.querySelector('{selector}').currentTime = {time_s}")
+    until(
+        page, f"!document.querySelector('{selector}').seeking && document.querySelector('{selector}').readyState >= 2"
+    )
+    width, height, data = page.evaluate(FRAME, selector)
+    return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+
+
+def element_pixels(page, selector: str) -> np.ndarray:
+    """What the page shows of an element, CSS filters included (a screenshot of it)."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB"))
+
+
+def test_review_a_video_without_seeing_more_than_asked(served, browser, tmp_path, tmp_path_factory):
+    url, data_dir = served
+    folders = screenshot_folders(tmp_path_factory)
+
+    def shot(page_or_element, name: str) -> None:
+        data = page_or_element.screenshot()
+        for folder in folders:
+            (folder / name).write_bytes(data)
+
+    # A video sent to the API, censored in the background.
+    source = write_clip(tmp_path / "crossing (synthetic).mp4", VIDEO).read_bytes()
+    sender = grant(data_dir, "ingest", name="video-sender")
+    sent = httpx.post(f"{url}/videos?filename=crossing (synthetic).mp4", content=source, headers=sender, timeout=60)
+    assert sent.status_code == 202, sent.text
+    video_id = sent.json()["video"]["id"]
+    record = wait_done(url, grant(data_dir, "analyst", name="video-watcher"), video_id)
+    assert record["state"] == "done", record
+    segments = record["result"]["segments"]
+    assert len(segments) == 2, segments
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{url}/app/signin")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/app/gallery")
+
+    # The list: the video's censored thumbnails, blurred and greyed.
+    page.goto(f"{url}/app/videos")
+    until(page, "[...document.querySelectorAll('img.strip')].every(i => i.complete && i.naturalWidth > 0)")
+    strip = shown(page, f"tr[data-id='{video_id}'] img.strip")
+    colour = colourfulness(VIDEO.frame(0))
+    assert not redness(strip).any() and colourfulness(strip) < 0.5 * colour, "censored, then greyed"
+    shot(page, "videos.png")
+
+    # Step 1: the censored copy, muted, blurred and greyed; its frames hold no gore.
+    page.click(f"tr[data-id='{video_id}'] td a")
+    page.wait_for_selector("#player")
+    assert page.evaluate("document.getElementById('player').muted"), "muted"
+    assert "blur" in page.evaluate("getComputedStyle(document.getElementById('player')).filter"), "blurred"
+    during = frame_at(page, "#player", 2.0)  # The disc is in the middle of the frame here.
+    assert redness(VIDEO.frame(60)).sum() > 4000 and redness(during).sum() < 0.02 * redness(VIDEO.frame(60)).sum()
+    softened = element_pixels(page, "#player")
+    assert colourfulness(softened) < 0.1 * colour, "greyed in the player"
+    shot(page, "video-1-censored.png")
+    page.click("#unblur")
+    assert sharpness(softened) < 0.5 * sharpness(element_pixels(page, "#player")), "unblurred only when asked"
+    page.click("#unblur")
+
+    # The timeline: one bar per gore segment, where the segments are.
+    bars = page.eval_on_selector_all("#timeline .segment", "bars => bars.map(b => b.getBoundingClientRect().x)")
+    assert len(bars) == 2 and bars[0] < bars[1]
+    page.click("#timeline .segment >> nth=0")
+    page.wait_for_url("**segment=1")
+    assert not [r for r in requests if "/original" in r], "nothing of the original before the confirmation"
+
+    # Step 2: the first segment of the original, blurred and greyed.
+    page.click("#show-blurred")
+    page.wait_for_selector("#blurred")
+    blurred = frame_at(page, "#blurred", 1.5)
+    original = VIDEO.frame(round((segments[0]["padded_start_s"] + 1.5) * VIDEO.fps))
+    assert colourfulness(blurred) < 0.5 * colour and sharpness(blurred) < 0.2 * sharpness(original), "blurred, greyed"
+    shot(page, "video-2-blurred.png")
+    assert not [r for r in requests if "/original" in r], "blurred is not the original"
+
+    # Step 3: the segment sharp, only after the confirmation; counted in seconds of gore.
+    page.check("#confirm")
+    page.click("#reveal")
+    page.wait_for_selector("#original")
+    start = segments[0]["padded_start_s"]
+    sharp = frame_at(page, "#original", 2.0 - start)
+    assert redness(sharp).sum() > 0.5 * redness(VIDEO.frame(60)).sum(), "the original, sharp"
+    assert [r for r in requests if r.endswith("/segments/1/original.mp4")], "now, and only now"
+    shot(page, "video-3-original.png")
+    span = segments[0]["padded_end_s"] - start
+    assert abs(float(page.text_content("[data-today=gore_seconds]")) - span) < 0.05, "seconds of gore counted"
+    entries = page.text_content("#video-audit")
+    for step in ("web: censored video shown", "web: video segment shown blurred and greyed", "revealed (confirmed)"):
+        assert step in entries, step
+
+    # The second segment would pass the daily limit of 5 s: refused, and nothing of it fetched.
+    page.goto(f"{url}/app/videos/{video_id}?segment=2")
+    page.check("#confirm")
+    page.click("#reveal")
+    page.wait_for_selector(".error")
+    assert "daily limit" in page.text_content("main")
+    assert not [r for r in requests if "/segments/2/original" in r]
     context.close()

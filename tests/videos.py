@@ -7,12 +7,14 @@ says where it is in any frame, so a test can count every frame's visible gore pi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
+import httpx
 import numpy as np
 
 
@@ -26,6 +28,7 @@ class Clip:
     wound_to_s: float = 4.0
     radius: int = 40
     audio: bool = True
+    again: tuple[float, float] | None = None  # A second crossing (from, to seconds): a second gore segment.
 
     @property
     def frames(self) -> int:
@@ -34,9 +37,11 @@ class Clip:
     def wound_centre(self, index: int) -> tuple[int, int] | None:
         """Where the disc is in frame `index` (None: not there). It crosses from left to right."""
         t = index / self.fps
-        if not self.wound_from_s <= t < self.wound_to_s:
+        crossings = [(self.wound_from_s, self.wound_to_s), *([self.again] if self.again else [])]
+        span = next(((start, end) for start, end in crossings if start <= t < end), None)
+        if span is None:
             return None
-        share = (t - self.wound_from_s) / (self.wound_to_s - self.wound_from_s)
+        share = (t - span[0]) / (span[1] - span[0])
         x = int(self.radius + share * (self.width - 2 * self.radius))
         return x, self.height // 2
 
@@ -112,3 +117,14 @@ def write_sound_only(path: Path) -> Path:
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def wait_done(url: str, headers: dict, video_id: str, timeout_s: float = 180) -> dict:
+    """Poll a served video's record until it is done or failed."""
+    ends = time.monotonic() + timeout_s
+    while time.monotonic() < ends:
+        record = httpx.get(f"{url}/videos/{video_id}", headers=headers, timeout=30).json()
+        if record["state"] in ("done", "failed"):
+            return record
+        time.sleep(0.5)
+    raise AssertionError(f"video {video_id} not done in {timeout_s} s: {record}")

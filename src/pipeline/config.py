@@ -172,6 +172,12 @@ class Settings(BaseSettings):
         description="Web app: originals a person may reveal in a day before a break is suggested; unset: "
         "no suggestion.",
     )
+    web_daily_gore_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Web app: seconds of video gore segments a person may reveal sharp in a day (UTC); a reveal "
+        "past it is refused (403). 0: no limit.",
+    )
 
     video_max_bytes: int = Field(2 * 1024**3, gt=0, description="Video: most bytes one video file may have.")
     video_max_seconds: float = Field(

@@ -70,6 +70,8 @@ class ExposureDay(BaseModel):
     patches: int = Field(description="Areas of censored regions revealed by press-and-hold.")
     patched_images: int = Field(0, description="Images some area of which was revealed by press-and-hold.")
     gore_pixels: int = Field(description="Censored (likely-gore) pixels those reveals uncovered, in original pixels.")
+    blurred_seconds: float = Field(0.0, description="Seconds of video gore segments shown blurred and greyed.")
+    gore_seconds: float = Field(0.0, description="Seconds of video gore segments revealed sharp, after confirmation.")
 
 
 def _digest(secret: str) -> str:
@@ -95,6 +97,9 @@ CREATE TABLE IF NOT EXISTS exposure (
     user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
     originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
     gore_pixels INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
+CREATE TABLE IF NOT EXISTS video_exposure (
+    user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred_seconds REAL NOT NULL DEFAULT 0,
+    gore_seconds REAL NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
 """
 
 
@@ -336,20 +341,56 @@ class People(SQLiteStore):
                 (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels),
             )
 
+    def count_video_exposure(self, user_id: int, *, blurred_seconds: float = 0, gore_seconds: float = 0) -> None:
+        with self.database.connect() as db:
+            db.execute(
+                "INSERT INTO video_exposure (user_id, day, blurred_seconds, gore_seconds) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, day) DO UPDATE SET blurred_seconds = blurred_seconds + "
+                "excluded.blurred_seconds, gore_seconds = gore_seconds + excluded.gore_seconds",
+                (user_id, utc_now().date().isoformat(), blurred_seconds, gore_seconds),
+            )
+
+    def take_gore_seconds(self, user_id: int, seconds: float, limit: float | None) -> float | None:
+        """Count `seconds` of video gore revealed today, unless that would pass `limit` (None: no
+        limit): then nothing is counted and the seconds already revealed today are returned.
+        Checked and counted in one transaction, so two reveals at once cannot both slip under it."""
+        day = utc_now().date().isoformat()
+        with self.database.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT gore_seconds FROM video_exposure WHERE user_id = ? AND day = ?", (user_id, day)
+            ).fetchone()
+            spent = float(row["gore_seconds"]) if row else 0.0
+            if limit is not None and spent + seconds > limit + 1e-9:
+                return spent
+            db.execute(
+                "INSERT INTO video_exposure (user_id, day, gore_seconds) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, day) DO UPDATE SET gore_seconds = gore_seconds + excluded.gore_seconds",
+                (user_id, day, seconds),
+            )
+        return None
+
     def exposure(self, user_id: int | None = None, days: int = 30) -> list[ExposureDay]:
-        """Newest day first; one user's, or everyone's."""
+        """Newest day first; one user's, or everyone's: images and videos together."""
         since = (utc_now().date() - timedelta(days=days - 1)).isoformat()
+        # A day on which someone saw only images, or only videos, has a row in one table only.
         query = (
-            "SELECT u.name AS user, e.day, e.blurred, e.originals, e.patches, e.gore_pixels, "
-            "(SELECT COUNT(DISTINCT p.image_id) FROM patches p WHERE p.user_id = e.user_id "
-            "AND substr(p.at, 1, 10) = e.day) AS patched_images FROM exposure e "
-            "JOIN users u ON u.id = e.user_id WHERE e.day >= ?"
+            "WITH days AS (SELECT user_id, day FROM exposure UNION SELECT user_id, day FROM video_exposure) "
+            "SELECT u.name AS user, d.day, COALESCE(e.blurred, 0) AS blurred, "
+            "COALESCE(e.originals, 0) AS originals, COALESCE(e.patches, 0) AS patches, "
+            "COALESCE(e.gore_pixels, 0) AS gore_pixels, "
+            "COALESCE(v.blurred_seconds, 0) AS blurred_seconds, COALESCE(v.gore_seconds, 0) AS gore_seconds, "
+            "(SELECT COUNT(DISTINCT p.image_id) FROM patches p WHERE p.user_id = d.user_id "
+            "AND substr(p.at, 1, 10) = d.day) AS patched_images FROM days d "
+            "JOIN users u ON u.id = d.user_id "
+            "LEFT JOIN exposure e ON e.user_id = d.user_id AND e.day = d.day "
+            "LEFT JOIN video_exposure v ON v.user_id = d.user_id AND v.day = d.day WHERE d.day >= ?"
         )
         args: list = [since]
         if user_id is not None:
-            query, args = query + " AND e.user_id = ?", [*args, user_id]
+            query, args = query + " AND d.user_id = ?", [*args, user_id]
         with self.database.connect() as db:
-            rows = db.execute(query + " ORDER BY e.day DESC, u.name", args).fetchall()
+            rows = db.execute(query + " ORDER BY d.day DESC, u.name", args).fetchall()
         return [ExposureDay(**dict(row)) for row in rows]
 
     def today(self, user_id: int) -> ExposureDay:

@@ -3,6 +3,7 @@
     videos/<id>/original.<mp4|mkv>   the bytes as uploaded (id: their SHA-256), never served
     videos/<id>/video.json           the VideoRecord: state, who sent it, the timeline when done
     videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png    the outputs (pipeline.video)
+    videos/<id>/clips/               segments cut out for the web app's reveals, made when asked
     videos/<id>/.work                locked (flock) by the worker censoring it
     videos/<id>/.waiting             there while it is queued or worked: what the runners look at
 
@@ -92,6 +93,12 @@ class VideoStore:
         if record.state != "done":  # It is there, but not this: 409, not "no such video".
             raise Conflict(f"video {video_id} is {record.state}: its {kind} comes when it is done")
         return self.folder(video_id) / OUTPUTS[kind]
+
+    def clip(self, video_id: str, name: str) -> Path:
+        """Where a cut of a censored video is kept (the web app's segment reveals): `clips/<name>`."""
+        folder = self.output(video_id, "video").parent / "clips"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / name
 
     def save(self, record: VideoRecord) -> None:
         self._write(record)

@@ -156,6 +156,15 @@ class VideoReader:
     def stream(self) -> av.video.stream.VideoStream:
         return self.container.streams.video[0]
 
+    def seek(self, time_s: float) -> None:
+        """Start the next `frames()` at the key frame at or before `time_s` (frames before
+        `time_s` may still come: the caller skips them). Frame indexes then count from there."""
+        if time_s > 0:
+            try:
+                self.container.seek(int(time_s * av.time_base), backward=True, any_frame=False)
+            except av.error.FFmpegError as error:
+                raise InvalidImage(f"{self.filename}: cannot seek to {time_s:.2f} s ({_reason(error)})") from None
+
     def frames(self, packets: list | None = None) -> Iterator[Frame]:
         """Decoded frames in order; refused (an error) past a limit; ended early, with `stopped`
         set, where the stream breaks. `packets`: when given, every demuxed packet of other

@@ -1,4 +1,4 @@
-"""The analysts' web app: sign-in, gallery, reveal in steps, review, labelling, exposure, upload and jobs.
+"""The analysts' web app: sign-in, gallery, reveal in steps, review, videos, labelling, exposure, upload and jobs.
 
 `web_app(...)` builds the Starlette app that service.py mounts under /app (WEB_PREFIX), beside the API.
 """
@@ -22,7 +22,7 @@ from pipeline.serving.annotation import AnnotationDesk
 from pipeline.serving.censorer import Censorer
 from pipeline.serving.views import Views
 from pipeline.stores import Stores
-from pipeline.web import admin, gallery, labelling, me, signin, uploads
+from pipeline.web import admin, gallery, labelling, me, signin, uploads, videos
 from pipeline.web.app import HERE, INTERNAL, SecurityHeaders, Web
 from pipeline.web.pictures import Pictures
 
@@ -54,6 +54,7 @@ def web_app(
     routes = [
         *signin.routes(web),
         *gallery.routes(web),
+        *videos.routes(web),
         *uploads.routes(web),
         *labelling.routes(web),
         *me.routes(web),

@@ -70,9 +70,10 @@ def routes(web: Web) -> list[Route]:
 
     def exposure(request: Request, person: Person, form) -> Response:
         days = people.exposure(None, days=30)
-        totals: dict[str, dict[str, int]] = {}
+        totals: dict[str, dict[str, float]] = {}
+        keys = ("blurred", "originals", "patches", "gore_pixels", "blurred_seconds", "gore_seconds")
         for day in days:
-            total = totals.setdefault(day.user, {"blurred": 0, "originals": 0, "patches": 0, "gore_pixels": 0})
+            total = totals.setdefault(day.user, dict.fromkeys(keys, 0))
             for key in total:
                 total[key] += getattr(day, key)
         return web.render(request, "admin_exposure.html", person, days=days, totals=totals)

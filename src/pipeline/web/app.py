@@ -130,6 +130,7 @@ class Web:
             # Areas count too: each image uncovered in part is one more reveal that day.
             break_suggested=bool(limit and today and today.originals + today.patched_images >= limit),
             daily_limit=limit,
+            gore_seconds_limit=self.settings.web_daily_gore_seconds,
             request=request,
             **context,
         )
