@@ -1,5 +1,6 @@
 """Collection jobs: a folder under the jobs root censored in the background, surviving a restart,
-every good file with exactly one record, every bad one with its error."""
+every good file with exactly one record, every bad one with its error, every video stored and
+censored in the background like one sent to POST /videos."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pytest
 from images import GREEN, RED
 from PIL import Image
 from serving import bentoml_server, grant
+from videos import Clip, wait_done, write_clip
 
 from pipeline.errors import Forbidden, NotFound
-from pipeline.stores.jobs import JobRequest, JobStore
+from pipeline.stores.database import Database
+from pipeline.stores.jobs import JobRequest, JobStore, Outcome
 
 
 def write_collection(root, good: int) -> tuple[list[str], list[str]]:
@@ -69,15 +72,15 @@ def test_claims_are_released_after_a_stop_and_results_recorded(tmp_path):
     assert store.release_claims() == 5, "a restart puts claimed items back"
     claim = store.claim(10)
     outcomes = [
-        (item.seq, None, 422, "bad", False) if item.path in bad else (item.seq, "ab" * 32, 200, None, False)
+        Outcome(item.seq, 422, error="bad") if item.path in bad else Outcome(item.seq, 200, image_id="ab" * 32)
         for item in claim.items
     ]
     passing = next(i for i, item in enumerate(claim.items) if item.path in good)
-    outcomes[passing] = (claim.items[passing].seq, None, 503, "busy", False)  # Passing: back to pending.
+    outcomes[passing] = Outcome(claim.items[passing].seq, 503, error="busy")  # Passing: back to pending.
     store.record(job.id, outcomes)
     status = store.status(job.id)
     assert status.remaining == 1 and status.state == "running"
-    store.record(job.id, [(store.claim(10).items[0].seq, "cd" * 32, 200, None, True)])
+    store.record(job.id, [Outcome(store.claim(10).items[0].seq, 200, image_id="cd" * 32, reused=True)])
     status = store.status(job.id)
     assert (status.state, status.done, status.failed, status.remaining, status.already_analysed) == ("done", 4, 3, 0, 1)
     assert status.images_per_s is not None
@@ -86,6 +89,8 @@ def test_claims_are_released_after_a_stop_and_results_recorded(tmp_path):
 def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_error(red_model_tags, tmp_path):
     root, data = tmp_path / "collections", tmp_path / "data"
     good, bad = write_collection(root, 60)
+    clip = "seized/drive1/deeper/clip.mkv"  # A video among the images: a wound crosses it.
+    write_clip(root / clip, Clip(seconds=2, wound_from_s=0.5, wound_to_s=1.5))
     env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data), "GORE_JOBS_ROOT": str(root), "GORE_MARGIN": "0"}
     headers = grant(data, "ingest", "analyst")
     with bentoml_server(env, tmp_path / "first.log") as url:
@@ -94,12 +99,12 @@ def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_err
         made = httpx.post(f"{url}/jobs", json={"folder": "seized"}, headers=headers)
         assert made.status_code == 202, made.text
         job = made.json()["id"]
-        assert made.json()["total"] == 63
+        assert made.json()["total"] == 64
         deadline = time.monotonic() + 120
         while httpx.get(f"{url}/jobs/{job}", headers=headers).json()["done"] < 5 and time.monotonic() < deadline:
             time.sleep(0.2)
         before = httpx.get(f"{url}/jobs/{job}", headers=headers).json()
-    assert 0 < before["done"] + before["failed"] < 63, f"stopped mid-job: {before}"
+    assert 0 < before["done"] + before["failed"] < 64, f"stopped mid-job: {before}"
     with bentoml_server(env, tmp_path / "second.log") as url:  # The same data directory: the job resumes.
         deadline = time.monotonic() + 300
         while (status := httpx.get(f"{url}/jobs/{job}", headers=headers).json())["state"] != "done":
@@ -109,8 +114,13 @@ def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_err
         listed = httpx.get(f"{url}/jobs", headers=headers).json()
         red = next(i for i in items if i["path"].endswith("img000.png"))  # Every third image has a red patch.
         record = httpx.get(f"{url}/images/{red['image_id']}", headers=headers).json()
-    assert (status["done"], status["failed"], status["remaining"]) == (60, 3, 0) and listed[0]["id"] == job
-    by_path = {item["path"]: item for item in items}
+        video = next(i for i in items if i["path"] == clip)
+        censored = wait_done(url, headers, video["video_id"])
+    assert (status["done"], status["failed"], status["remaining"], status["videos"]) == (61, 3, 0, 1)
+    assert listed[0]["id"] == job
+    assert video["state"] == "done" and video["image_id"] is None and video["status"] == 202
+    assert censored["state"] == "done" and censored["result"]["gore"] and censored["filename"] == clip
+    by_path = {item["path"]: item for item in items if item["path"] != clip}
     assert sorted(by_path) == sorted(good + bad)
     assert all(by_path[p]["state"] == "done" and by_path[p]["image_id"] for p in good)
     assert all(
@@ -129,3 +139,22 @@ def test_jobs_are_off_without_a_root(red_model_tags, tmp_path):
     with bentoml_server(env, tmp_path / "serve.log") as url:
         response = httpx.post(f"{url}/jobs", json={"folder": "x"}, headers=grant(tmp_path, "ingest"))
     assert response.status_code == 409 and "GORE_JOBS_ROOT" in response.json()["error"]
+
+
+def test_a_jobs_file_from_before_videos_gains_the_video_column(tmp_path):
+    old_schema = """
+    CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL, started_at TEXT, finished_at TEXT, root TEXT NOT NULL);
+    CREATE TABLE items (job_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
+        image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
+        PRIMARY KEY (job_id, seq));
+    """
+    Database(tmp_path / "jobs.db", old_schema)
+    root = tmp_path / "root"
+    write_collection(root, 1)
+    store = JobStore(tmp_path / "jobs.db")
+    job = store.create(JobRequest(folder="seized"), root, by="t")
+    seq = store.claim(1).items[0].seq
+    store.record(job.id, [Outcome(seq, 202, video_id="ef" * 32)])
+    assert store.items(job.id, videos=True)[0].video_id == "ef" * 32 and store.status(job.id).videos == 1
+    assert JobStore(tmp_path / "jobs.db").status(job.id).videos == 1, "opened again: nothing added twice"

@@ -114,7 +114,13 @@ class Entry:
     def start_jobs(self, models: ModelClients) -> None:
         """In each Censor worker: work through collection jobs and videos in the background until SIGTERM."""
         self.models = models  # The web app's uploads go through the same pipeline.
-        runner = JobRunner(self.jobs, lambda: self.censorer(models), self.settings.max_batch_size)
+        runner = JobRunner(
+            self.jobs,
+            lambda: self.censorer(models),
+            self.settings.max_batch_size,
+            videos=self.stores.videos,
+            max_video_bytes=self.settings.video_max_bytes,
+        )
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
         videos = VideoRunner(self.stores.videos, lambda: self.censorer(models), self.settings)
         self._video_runner = asyncio.get_running_loop().create_task(videos.run(DRAINING.is_set))

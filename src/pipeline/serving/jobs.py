@@ -14,21 +14,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pipeline.errors import PipelineError
-from pipeline.stores.jobs import JobStore
+from pipeline.errors import PipelineError, UnsupportedImage
+from pipeline.files import open_inside
+from pipeline.files.kinds import video_container
+from pipeline.stores.jobs import JobItem, JobStore, Outcome
 from pipeline.stores.records import utc_now
+from pipeline.stores.videos import VideoStore
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    """Works through the job items, a chunk at a time, until the process stops."""
+    """Works through the job items, a chunk at a time, until the process stops. A video among them
+    (known by its first bytes) is stored in `videos` and censored there in the background by the
+    video runner; without a video store (the offline command) it fails and says what to use."""
 
-    def __init__(self, store: JobStore, censorer: Callable[[], Awaitable], chunk: int, idle_s: float = 1.0):
+    def __init__(
+        self,
+        store: JobStore,
+        censorer: Callable[[], Awaitable],
+        chunk: int,
+        idle_s: float = 1.0,
+        videos: VideoStore | None = None,
+        max_video_bytes: int = 0,
+    ):
         self.store, self.censorer, self.chunk, self.idle_s = store, censorer, chunk, idle_s
+        self.videos, self.max_video_bytes = videos, max_video_bytes
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
@@ -48,17 +63,55 @@ class JobRunner:
         if claim is None:
             return False
         started = utc_now()
-        censorer = await self.censorer()
-        uploads = [Upload(Path(item.path), item.path, root=claim.root) for item in claim.items]
-        outcomes = await censorer.censor(uploads, censorer.options())
-        rows = []
-        for item, outcome in zip(claim.items, outcomes, strict=True):
-            if isinstance(outcome, PipelineError):
-                rows.append((item.seq, None, int(outcome.status), str(outcome), False))
-            else:
-                rows.append((item.seq, outcome.id, 200, None, outcome.created_at < started))
+        kinds = await asyncio.to_thread(lambda: [_is_video(claim.root, item.path) for item in claim.items])
+        images = [item for item, video in zip(claim.items, kinds, strict=True) if not video]
+        rows: list[Outcome] = []
+        errors: list[PipelineError] = []
+        if images:
+            censorer = await self.censorer()
+            uploads = [Upload(Path(item.path), item.path, root=claim.root) for item in images]
+            for item, answer in zip(images, await censorer.censor(uploads, censorer.options()), strict=True):
+                if isinstance(answer, PipelineError):
+                    errors.append(answer)
+                    rows.append(Outcome(item.seq, int(answer.status), error=str(answer)))
+                else:
+                    rows.append(Outcome(item.seq, 200, image_id=answer.id, reused=answer.created_at < started))
+        for item, video in zip(claim.items, kinds, strict=True):
+            if video:
+                outcome, error = await asyncio.to_thread(self._store_video, claim.root, item)
+                rows.append(outcome)
+                errors += [error] if error else []
         await asyncio.to_thread(self.store.record, claim.job_id, rows)
-        retry = max((o.retry_after_s or 0 for o in outcomes if isinstance(o, PipelineError)), default=0)
+        retry = max((error.retry_after_s or 0 for error in errors), default=0)
         if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
             await asyncio.sleep(min(retry, 30))
         return True
+
+    def _store_video(self, root: Path, item: JobItem) -> tuple[Outcome, PipelineError | None]:
+        """A video item copied into the video store (its censoring follows in the background)."""
+        if self.videos is None:
+            refused = UnsupportedImage(
+                f"{item.path}: a video; censor it with `gore-censor video`, or run the job on the service"
+            )
+            return Outcome(item.seq, int(refused.status), error=str(refused)), refused
+        try:
+            fd = open_inside(root, item.path, item.path)
+            record = self.videos.add_file(fd, item.path, "job", self.max_video_bytes)
+        except PipelineError as error:
+            return Outcome(item.seq, int(error.status), error=str(error)), error
+        return Outcome(item.seq, 202, video_id=record.id), None
+
+
+def _is_video(root: Path, relative: str) -> bool:
+    """Whether the file's first bytes start a video container; a file that cannot be read is left
+    to the image pipeline, which says why."""
+    try:
+        fd = open_inside(root, relative, relative)
+    except PipelineError:
+        return False
+    try:
+        return video_container(os.read(fd, 12)) is not None
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

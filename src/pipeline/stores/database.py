@@ -40,15 +40,32 @@ class Database:
                 raise StoreFull(f"the data directory is full: {self.full}; try again later") from None
             raise
 
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Columns added to `table` since some files were made (CREATE TABLE IF NOT EXISTS leaves an
+        old table as it was): name -> type, each added if missing. Idempotent across processes."""
+        with self.connect() as db:
+            have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    try:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as error:
+                        if "duplicate column" not in str(error):  # Another process added it first.
+                            raise
+
 
 class SQLiteStore:
-    """A store kept in one SQLite file of the data directory: `FILE` names it, `SCHEMA` defines it."""
+    """A store kept in one SQLite file of the data directory: `FILE` names it, `SCHEMA` defines it,
+    `COLUMNS` lists columns added since (table -> name -> type), added to older files on opening."""
 
     FILE: ClassVar[str]
     SCHEMA: ClassVar[str]
+    COLUMNS: ClassVar[dict[str, dict[str, str]]] = {}
 
     def __init__(self, path: Path) -> None:
         self.database = Database(path, self.SCHEMA)
+        for table, columns in self.COLUMNS.items():
+            self.database.add_columns(table, columns)
         self.path = self.database.path
 
     @classmethod

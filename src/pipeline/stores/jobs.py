@@ -62,6 +62,9 @@ class JobStatus(BaseModel):
     failed: int
     remaining: int
     already_analysed: int = Field(description="Done items whose image the serving models had analysed before.")
+    videos: int = Field(
+        0, description="Done items that are videos: stored and censored in the background (GET /videos/{id})."
+    )
     images_per_s: float | None = Field(description="Over the last minute of work.")
     eta_s: float | None = Field(description="Seconds to go at that rate.")
 
@@ -71,8 +74,21 @@ class JobItem(BaseModel):
     path: str
     state: ItemState
     image_id: str | None = None
+    video_id: str | None = Field(None, description="For a video: its id; it is censored in the background.")
     status: int | None = Field(None, description="HTTP status this file would have had on its own.")
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed item: an image analysed, a video stored, or an error (status)."""
+
+    seq: int
+    status: int
+    image_id: str | None = None
+    video_id: str | None = None
+    error: str | None = None
+    reused: bool = False
 
 
 def inside(root: Path, relative: str, what: str = "the jobs root (GORE_JOBS_ROOT)") -> Path:
@@ -105,6 +121,7 @@ CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
 
 class JobStore(SQLiteStore):
     FILE, SCHEMA = DATABASE, SCHEMA
+    COLUMNS = {"items": {"video_id": "TEXT"}}  # Videos in jobs came after the first jobs.db files.
 
     # ---- jobs ----
 
@@ -143,7 +160,9 @@ class JobStore(SQLiteStore):
             if job is None:
                 raise NotFound(f"no job {job_id}")
             counts = dict(db.execute("SELECT state, COUNT(*) FROM items WHERE job_id = ? GROUP BY state", (job_id,)))
-            reused = db.execute("SELECT COUNT(*) FROM items WHERE job_id = ? AND reused = 1", (job_id,)).fetchone()[0]
+            reused, videos = db.execute(
+                "SELECT COUNT(*) FILTER (WHERE reused = 1), COUNT(video_id) FROM items WHERE job_id = ?", (job_id,)
+            ).fetchone()
             since = datetime.fromtimestamp(utc_now().timestamp() - RATE_WINDOW_S, tz=utc_now().tzinfo).isoformat()
             recent = db.execute(
                 "SELECT COUNT(*), MIN(done_at) FROM items WHERE job_id = ? AND done_at > ?", (job_id, since)
@@ -167,6 +186,7 @@ class JobStore(SQLiteStore):
             failed=counts.get("failed", 0),
             remaining=remaining,
             already_analysed=reused,
+            videos=videos,
             images_per_s=rate,
             eta_s=round(remaining / rate, 1) if rate and job["state"] == "running" else None,
         )
@@ -176,11 +196,16 @@ class JobStore(SQLiteStore):
             ids = [row[0] for row in db.execute("SELECT id FROM jobs ORDER BY created_at DESC")]
         return [self.status(job_id) for job_id in ids]
 
-    def items(self, job_id: str, *, state: str | None = None, after: int = -1, limit: int = 1000) -> list[JobItem]:
+    def items(
+        self, job_id: str, *, state: str | None = None, after: int = -1, limit: int = 1000, videos: bool = False
+    ) -> list[JobItem]:
+        """A page of a job's items (`videos`: only those that are videos)."""
         query = "SELECT * FROM items WHERE job_id = ? AND seq > ?"
         args: list = [job_id, after]
         if state is not None:
             query, args = query + " AND state = ?", [*args, state]
+        if videos:
+            query += " AND video_id IS NOT NULL"
         with self.database.connect() as db:
             if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
                 raise NotFound(f"no job {job_id}")  # Not the whole status: counting a big job's items is work.
@@ -191,6 +216,7 @@ class JobStore(SQLiteStore):
                 path=r["path"],
                 state=r["state"],
                 image_id=r["image_id"],
+                video_id=r["video_id"],
                 status=r["status"],
                 error=r["error"],
             )
@@ -234,24 +260,24 @@ class JobStore(SQLiteStore):
         items = [JobItem(seq=r["seq"], path=r["path"], state="working") for r in sorted(rows, key=lambda r: r["seq"])]
         return Claim(job["id"], Path(job["root"]), items)
 
-    def record(self, job_id: str, outcomes: list[tuple[int, str | None, int, str | None, bool]]) -> None:
-        """(seq, image id, status, error, reused) per item; passing errors go back to pending."""
+    def record(self, job_id: str, outcomes: list[Outcome]) -> None:
+        """Each claimed item's outcome; passing errors (503, 507) put it back to pending."""
         now = utc_now().isoformat()
         with self.database.connect() as db:
-            for seq, image_id, status, error, reused in outcomes:
-                if image_id is not None:
+            for o in outcomes:
+                if o.image_id is not None or o.video_id is not None:
                     db.execute(
-                        "UPDATE items SET state = 'done', image_id = ?, status = ?, reused = ?, done_at = ? "
-                        "WHERE job_id = ? AND seq = ?",
-                        (image_id, status, int(reused), now, job_id, seq),
+                        "UPDATE items SET state = 'done', image_id = ?, video_id = ?, status = ?, reused = ?, "
+                        "done_at = ? WHERE job_id = ? AND seq = ?",
+                        (o.image_id, o.video_id, o.status, int(o.reused), now, job_id, o.seq),
                     )
-                elif status in (503, 507):
-                    db.execute("UPDATE items SET state = 'pending' WHERE job_id = ? AND seq = ?", (job_id, seq))
+                elif o.status in (503, 507):
+                    db.execute("UPDATE items SET state = 'pending' WHERE job_id = ? AND seq = ?", (job_id, o.seq))
                 else:
                     db.execute(
                         "UPDATE items SET state = 'failed', status = ?, error = ?, done_at = ? "
                         "WHERE job_id = ? AND seq = ?",
-                        (status, error, now, job_id, seq),
+                        (o.status, o.error, now, job_id, o.seq),
                     )
         self._finish_if_complete(job_id)
 

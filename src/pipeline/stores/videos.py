@@ -14,6 +14,7 @@ killed is taken again by the next one, and no start-up sweeps another process' w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -22,13 +23,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.errors import Conflict, NotFound
+from pipeline.errors import Conflict, NotFound, UnsupportedImage, UploadTooLarge
 from pipeline.files import atomic_write
+from pipeline.files.kinds import VIDEO_NAMES, video_container
 from pipeline.files.locks import flocked
+from pipeline.files.reading import CHUNK_BYTES
+from pipeline.stores.images import disk_space
 from pipeline.stores.records import utc_now
 from pipeline.stores.video_records import VideoRecord, VideoResult
 
 OUTPUTS = {"video": "censored.mp4", "timeline": "timeline.json", "masks": "masks.jsonl", "strip": "strip.png"}
+SUFFIXES = {"mov": ".mp4", "matroska": ".mkv"}
+"""The original's suffix, by the demuxer its first bytes call for (pipeline.files.kinds)."""
 _ID = re.compile(r"^[0-9a-f]{64}$")
 WAITING = ".waiting"
 """In the folder of a video that is queued or being worked: the runners look only at these."""
@@ -66,6 +72,29 @@ class VideoStore:
             )
             self._write(record)
             return record
+
+    def add_file(self, fd: int, filename: str, by: str, max_bytes: int) -> VideoRecord:
+        """A video read from an open file (a job's item; the descriptor is closed) stored as an
+        upload is: copied to a spool file, counted (413 past `max_bytes`), hashed, then added."""
+        source = os.fdopen(fd, "rb")
+        with source:
+            spooled, digest, size, head = self.spool(), hashlib.sha256(), 0, b""
+            try:
+                with disk_space(), spooled.open("wb") as out:
+                    while chunk := source.read(CHUNK_BYTES):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise UploadTooLarge(f"{filename}: over the video limit of {max_bytes:,} bytes")
+                        head = (head + chunk[:12])[:12]
+                        digest.update(chunk)
+                        out.write(chunk)
+                kind = video_container(head)
+                if kind is None:
+                    raise UnsupportedImage(f"{filename}: not a video this service reads ({VIDEO_NAMES})")
+                with disk_space():
+                    return self.add(spooled, digest.hexdigest(), SUFFIXES[kind], filename, by)
+            finally:
+                spooled.unlink(missing_ok=True)
 
     def record(self, video_id: str) -> VideoRecord | None:
         try:

@@ -104,7 +104,12 @@ def routes(web: Web) -> list[Route]:
     def job_page(request: Request, person: Person, form) -> Response:
         job = web.stores.jobs.status(request.path_params["job_id"])
         failed = web.stores.jobs.items(job.id, state="failed", limit=200)
-        return web.render(request, "job.html", person, job=job, failed=failed)
+        videos = [
+            (item, web.stores.videos.record(item.video_id))
+            for item in web.stores.jobs.items(job.id, videos=True, limit=200)
+            if item.video_id
+        ]
+        return web.render(request, "job.html", person, job=job, failed=failed, videos=videos)
 
     def job_progress(request: Request, person: Person, form) -> Response:
         job = web.stores.jobs.status(request.path_params["job_id"])

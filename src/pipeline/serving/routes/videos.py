@@ -19,10 +19,9 @@ from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, NO_STORE, handled
 from pipeline.stores.images import disk_space
 from pipeline.stores.video_records import VideoRecord
-from pipeline.stores.videos import VideoStore
+from pipeline.stores.videos import SUFFIXES, VideoStore
 
 WRITE_BYTES = 4 * 1024 * 1024  # The body is written in pieces this big, each in a worker thread.
-SUFFIXES = {"mov": ".mp4", "matroska": ".mkv"}
 OUTPUT_TYPES = {"censored.mp4": ("video", "video/mp4"), "strip.png": ("strip", "image/png")}
 OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
 
