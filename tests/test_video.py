@@ -20,9 +20,10 @@ from videos import Clip, turn, write_clip, write_sound_only
 from pipeline.config import Settings
 from pipeline.errors import InvalidImage, UnsupportedImage, UploadTooLarge
 from pipeline.serving.local_models import local_model
-from pipeline.stores.video_records import VideoResult
+from pipeline.stores.video_records import GoreSegment, VideoResult
 from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
 from pipeline.video.decode import VideoLimits
+from pipeline.video.markers import gore_edl, timecode
 from pipeline.video.masks import FrameMask
 
 CLIP = Clip()
@@ -131,6 +132,20 @@ def test_the_timeline_the_masks_and_the_strip_are_written_and_agree(censored):
     strip = cv2.imread(str(out / result.outputs["strip"]))
     assert strip.shape[1] == 8 * 160
     assert not red(cv2.cvtColor(strip, cv2.COLOR_BGR2RGB)).any()  # Thumbnails are of the censored copy.
+    # The edit decision list: one event per gore segment, at its padded start and end, in frames.
+    events = [line.split() for line in (out / result.outputs["markers"]).read_text().splitlines() if line[:3].isdigit()]
+    assert len(events) == len(result.segments) == 1
+    _, _, _, _, source_in, source_out, record_in, record_out = events[0]
+    segment = result.segments[0]
+    assert (source_in, record_in) == (timecode(segment.padded_start_s, 30), timecode(segment.padded_start_s, 30))
+    assert source_out == record_out == timecode(segment.padded_end_s, 30)
+
+
+def test_the_edit_decision_list_keeps_a_hostile_file_name_on_its_line():
+    segment = GoreSegment(start_s=1, end_s=2, peak_probability=0.9, padded_start_s=0, padded_end_s=3)
+    edl = gore_edl("a\n001  AX  V  C  00:00:00:00 evil\r.mp4", 29.97, 10.0, [segment])
+    assert [line[:3] for line in edl.splitlines() if line[:3].isdigit()] == ["001"]
+    assert timecode(3723.5, 30) == "01:02:03:15" and timecode(1.0, 25) == "00:00:01:00"
 
 
 def test_mute_leaves_the_sound_out(censorer, tmp_path):

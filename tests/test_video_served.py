@@ -60,6 +60,8 @@ def test_a_video_is_answered_at_once_and_censored_in_the_background(served, clip
     assert not red(np.asarray(strip.convert("RGB"))).any()
     masks = httpx.get(f"{url}/videos/{video_id}/masks.jsonl", headers=analyst).text.splitlines()
     assert len(masks) == result["masked_frames"] >= 30
+    markers = httpx.get(f"{url}/videos/{video_id}/markers.edl", headers=analyst)
+    assert markers.headers["content-type"].startswith("text/plain") and "GORE SEGMENT 1" in markers.text
 
     again = httpx.post(f"{url}/videos?filename=again.mkv", content=clip_bytes, headers=sender, timeout=60)
     assert again.status_code == 200 and again.json()["video"]["id"] == video_id  # Same bytes: the same video.
@@ -123,7 +125,7 @@ def test_a_video_whose_worker_is_killed_is_censored_whole_after_the_restart(red_
 
     data_dir = tmp_path / "data"
     env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir)}
-    clip = Clip(width=640, height=480, seconds=20, wound_from_s=5, wound_to_s=15, radius=80)
+    clip = Clip(seconds=10, wound_from_s=2, wound_to_s=8)
     sent = write_clip(tmp_path / "long.mkv", clip).read_bytes()
     with bentoml_process(env, tmp_path / "first.log") as (url, process):
         sender, analyst = grant(data_dir, "ingest", name="sender"), grant(data_dir, "analyst", name="analyst")
@@ -147,6 +149,7 @@ def test_a_video_whose_worker_is_killed_is_censored_whole_after_the_restart(red_
     assert frames == clip.frames
     assert sorted(p.name for p in (data_dir / "videos" / video_id).iterdir() if not p.name.startswith(".")) == [
         "censored.mp4",
+        "markers.edl",
         "masks.jsonl",
         "original.mkv",
         "strip.png",

@@ -21,7 +21,8 @@ def video(
 ) -> None:
     """Censor a video: classify sampled frames, mask the gore pixels of the gore segments, keep the sound.
 
-    Writes <name>.censored.mp4, <name>.json (the timeline), <name>.masks.jsonl and <name>.strip.png;
+    Writes <name>.censored.mp4, <name>.json (the timeline), <name>.masks.jsonl, <name>.strip.png and
+    <name>.gore.edl (the gore segments as an edit decision list);
     prints the gore segments. Sampling, padding and limits: the GORE_VIDEO_* settings.
     """
     from pipeline.serving.local_models import local_model

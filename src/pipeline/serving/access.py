@@ -34,7 +34,7 @@ RULES: list[tuple[str, re.Pattern[str], tuple[Role, ...] | None]] = [
         ("GET", r"/jobs/?|/jobs/[^/]+(/items)?", ("ingest", "analyst")),
         ("POST", r"/videos/?", ("ingest",)),
         ("GET", r"/videos/?|/videos/[^/]+", ("ingest", "analyst")),
-        ("GET", r"/videos/[^/]+/(censored\.mp4|strip\.png|masks\.jsonl)", ("analyst",)),
+        ("GET", r"/videos/[^/]+/(censored\.mp4|strip\.png|masks\.jsonl|markers\.edl)", ("analyst",)),
         ("POST", r"/annotation/(next|labels)", ("annotator",)),  # Reveal rates per annotator: admin.
         ("*", r"/admin(/.*)?", ("admin",)),
     ]

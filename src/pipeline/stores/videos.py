@@ -2,7 +2,7 @@
 
     videos/<id>/original.<mp4|mkv>   the bytes as uploaded (id: their SHA-256), never served
     videos/<id>/video.json           the VideoRecord: state, who sent it, the timeline when done
-    videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png    the outputs (pipeline.video)
+    videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png, markers.edl    the outputs
     videos/<id>/clips/               segments cut out for the web app's reveals, made when asked
     videos/<id>/.work                locked (flock) by the worker censoring it
     videos/<id>/.waiting             there while it is queued or worked: what the runners look at
@@ -32,7 +32,13 @@ from pipeline.stores.images import disk_space
 from pipeline.stores.records import utc_now
 from pipeline.stores.video_records import VideoRecord, VideoResult
 
-OUTPUTS = {"video": "censored.mp4", "timeline": "timeline.json", "masks": "masks.jsonl", "strip": "strip.png"}
+OUTPUTS = {
+    "video": "censored.mp4",
+    "timeline": "timeline.json",
+    "masks": "masks.jsonl",
+    "strip": "strip.png",
+    "markers": "markers.edl",
+}
 SUFFIXES = {"mov": ".mp4", "matroska": ".mkv"}
 """The original's suffix, by the demuxer its first bytes call for (pipeline.files.kinds)."""
 _ID = re.compile(r"^[0-9a-f]{64}$")

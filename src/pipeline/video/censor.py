@@ -33,6 +33,7 @@ from pipeline.model_store.metadata import ModelInfo
 from pipeline.stores.video_records import GoreSegment, SampledFrame, VideoResult
 from pipeline.video.decode import Frame, VideoLimits, VideoReader
 from pipeline.video.encode import VideoWriter
+from pipeline.video.markers import gore_edl
 from pipeline.video.masks import FrameMask, HeldMasks
 from pipeline.video.timeline import Sampler, inside, segments
 
@@ -146,7 +147,8 @@ class VideoCensorer:
         filename: str | None = None,
         progress: Progress | None = None,
     ) -> VideoResult:
-        """Censor the video at `path` into `out_dir` (<stem>.censored.mp4, .json, .masks.jsonl, .strip.png)."""
+        """Censor the video at `path` into `out_dir` (<stem>.censored.mp4, .json, .masks.jsonl, .strip.png,
+        .gore.edl)."""
         filename = filename or path.name
         progress = progress or _no_progress
         started = time.perf_counter()
@@ -162,6 +164,7 @@ class VideoCensorer:
             "timeline": f"{stem}.json",
             "masks": f"{stem}.masks.jsonl",
             "strip": f"{stem}.strip.png",
+            "markers": f"{stem}.gore.edl",
         }
         started = time.perf_counter()
         with (out_dir / names["masks"]).open("w") as masks:
@@ -206,6 +209,8 @@ class VideoCensorer:
             outputs=names,
             timings_ms=timings,
         )
+        markers = gore_edl(filename, info.fps, seconds, found)
+        await to_thread.run_sync((out_dir / names["markers"]).write_text, markers)
         await to_thread.run_sync((out_dir / names["timeline"]).write_text, result.model_dump_json(indent=1))
         return result
 

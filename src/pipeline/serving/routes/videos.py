@@ -24,6 +24,7 @@ from pipeline.stores.videos import SUFFIXES, VideoStore
 WRITE_BYTES = 4 * 1024 * 1024  # The body is written in pieces this big, each in a worker thread.
 OUTPUT_TYPES = {"censored.mp4": ("video", "video/mp4"), "strip.png": ("strip", "image/png")}
 OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
+OUTPUT_TYPES["markers.edl"] = ("markers", "text/plain; charset=us-ascii")
 
 
 def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
