@@ -2,7 +2,7 @@
 one at a time: the answer, the time it took, and how much the Censor worker's memory grew while
 it ran (sampled every 0.1 s); `/livez`'s slowest answer over the whole run.
 
-    .venv/bin/python benchmarks/hostile.py [--profile demo]
+    .venv/bin/python benchmarks/hostile.py [--profile demo] [--only video]
 
 The attacks are tests/attacks.py's (the same `tests/test_hostile.py` asserts on).
 """
@@ -45,6 +45,7 @@ from attacks import (  # noqa: E402
     signed_in,
 )
 from hostile_files import HOSTILE  # noqa: E402
+from videos import Clip, write_clip, write_sound_only  # noqa: E402
 
 from pipeline.stores.people import MAX_FAILURES, People
 
@@ -102,16 +103,54 @@ class Sampler:
         self._thread.join(5)
 
 
+VIDEO_MAX_BYTES = 64 * 2**20
+
+
+def hostile_videos(work: Path) -> dict[str, bytes]:
+    """Videos made here with PyAV (tests/videos.py), then broken."""
+    mp4 = write_clip(work / "clip.mp4", Clip(seconds=4, wound_from_s=1, wound_to_s=3)).read_bytes()
+    mkv = write_clip(work / "clip.mkv", Clip(seconds=4, wound_from_s=1, wound_to_s=3)).read_bytes()
+    return {
+        "HLS playlist named .mp4": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n",
+        "MP4 cut before its index (moov at the end)": mp4[: len(mp4) // 2],
+        "MKV cut at 60%": mkv[: len(mkv) * 6 // 10],
+        "sound only, no video stream": write_sound_only(work / "sound.mp4").read_bytes(),
+        "one frame": write_clip(work / "one.mp4", Clip(seconds=1 / 30, wound_from_s=0, wound_to_s=1)).read_bytes(),
+    }
+
+
+def send_video(url: str, sender: dict[str, str], analyst: dict[str, str], data: bytes) -> str:
+    """Sent, then followed to its end: the upload's answer, and the video's."""
+    answer = httpx.post(f"{url}/videos", content=data, headers=sender, timeout=60)
+    if answer.status_code not in (200, 202):
+        return f"{answer.status_code} at once: {answer.json()['error'][:70]}"
+    video_id, ends = answer.json()["video"]["id"], time.monotonic() + 300
+    while (record := httpx.get(f"{url}/videos/{video_id}", headers=analyst, timeout=30).json())["state"] not in (
+        "done",
+        "failed",
+    ):
+        if time.monotonic() > ends:
+            return f"{answer.status_code}, still {record['state']} after 300 s"
+        time.sleep(0.2)
+    if record["state"] == "failed":
+        return f"{answer.status_code}, then failed {record['status']}: {record['error'][:70]}"
+    result = record["result"]
+    stopped = f"; stopped {result['stopped'][:60]}" if result["stopped"] else ""
+    return f"{answer.status_code}, then done: {result['frames']} frames{stopped}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo")
+    parser.add_argument("--only", default="", help="Only the attacks whose name holds this (case-insensitive).")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gore-hostile-"))
     folders = salted_folders(work)
     people = People.in_data_dir(folders.data)
     for name in ("ana", "guessed", "locked", "wrong"):
         people.create_user(name, ["analyst", "ingest"], PASSWORD, "benchmark")
-    served = Served.start(serving_env(folders, args.profile), folders.data, work / "serve.log")
+    env = serving_env(folders, args.profile) | {"GORE_VIDEO_MAX_BYTES": str(VIDEO_MAX_BYTES)}
+    served = Served.start(env, folders.data, work / "serve.log")
     from pipeline.stores.access import AccessStore
 
     access = AccessStore.in_data_dir(folders.data)
@@ -122,6 +161,8 @@ def main() -> None:
     url, sampler, rows = served.url, Sampler(served), []
 
     def row(attack: str, call: Callable[[], str]) -> None:
+        if args.only.lower() not in attack.lower():
+            return
         answer, took, grown = sampler.measure(call)
         rows.append((attack, answer, took, grown))
         print(f"{attack}: {answer} in {took:.2f} s, +{grown:.0f} MB", flush=True)
@@ -223,6 +264,20 @@ def main() -> None:
             return f"{kept} masks kept for 40 margins"
 
         row("40 margins asked of one image", margins)
+
+        for name, data in hostile_videos(work).items():
+
+            def video(name=name, data=data) -> str:
+                return send_video(url, token["ingest"], token["analyst"], data)
+
+            row(f"`POST /videos` {name} ({len(data):,} bytes)", video)
+
+        def big_video() -> str:
+            mp4_head = b"\x00\x00\x00\x18ftypisom"  # Looks like a video for its first 12 bytes.
+            status, _, sent = raw_post(url, "/videos", token["ingest"], 300, False, start=mp4_head)
+            return f"{status} after {sent / 2**20:.1f} MB sent (limit {VIDEO_MAX_BYTES / 2**20:.0f} MB)"
+
+        row("300 MB video body to `/videos`, chunked", big_video)
     finally:
         sampler.stop()
         served.stop()

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import select
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -121,9 +122,12 @@ def post_labels(url: str, headers: dict[str, str], names: list[str], fmt: str) -
     )
 
 
-def raw_post(url: str, path: str, headers: dict[str, str], body_mb: int, declared: bool) -> tuple[int, float, int]:
-    """POST `body_mb` MB on a raw socket (its length declared, or chunked), and stop sending once an
-    answer arrives: the status, the seconds it took, and the bytes sent before it."""
+def raw_post(
+    url: str, path: str, headers: dict[str, str], body_mb: int, declared: bool, start: bytes = b'{"files": ["'
+) -> tuple[int, float, int]:
+    """POST `body_mb` MB on a raw socket (its length declared, or chunked), each piece beginning with
+    `start`, and stop sending once an answer arrives: the status, the seconds it took, and the
+    bytes sent before it."""
     host, port = url.removeprefix("http://").split(":")
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=30) as connection:
@@ -132,19 +136,22 @@ def raw_post(url: str, path: str, headers: dict[str, str], body_mb: int, declare
         total = body_mb * 2**20
         head += f"Content-Length: {total}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
         connection.sendall((head + "\r\n").encode())
-        chunk, sent, answer = b'{"files": ["' + b"a" * (64 * 1024), 0, b""
+        chunk, sent, answer, pending = start + b"a" * (64 * 1024), 0, b"", b""
         connection.setblocking(False)
-        while sent < total:
-            try:
-                answer += connection.recv(65536)
-                if answer:
-                    break
-            except BlockingIOError:
-                pass
-            try:
-                connection.sendall(chunk if declared else f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        while sent < total or pending:
+            if not pending:
+                pending = chunk if declared else f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
                 sent += len(chunk)
-            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            # Wait while the server drains what was sent; an answer (or 5 s of not reading) ends it.
+            readable, writable, _ = select.select([connection], [connection], [], 5)
+            if readable:
+                answer += connection.recv(65536)
+                break
+            if not writable:
+                break
+            try:
+                pending = pending[connection.send(pending) :]
+            except (BrokenPipeError, ConnectionResetError):
                 break
         connection.setblocking(True)
         while b"\r\n" not in answer:

@@ -4,6 +4,7 @@ copy fetched by an analyst; the original never served. Red-pixel test models, re
 from __future__ import annotations
 
 import io
+import socket
 import time
 
 import av
@@ -25,7 +26,12 @@ def red(pixels: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def served(red_model_tags, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("video-data")
-    env = {"GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(data_dir), "GORE_VIDEO_MAX_BYTES": str(3 * 2**20)}
+    env = {
+        "GORE_PROFILE": "redtest",
+        "GORE_DATA_DIR": str(data_dir),
+        "GORE_VIDEO_MAX_BYTES": str(3 * 2**20),
+        "GORE_VIDEO_UPLOAD_IDLE_S": "2",
+    }
     with bentoml_server(env, tmp_path_factory.mktemp("video-logs") / "serve.log") as url:
         yield url, grant(data_dir, "ingest", name="sender"), grant(data_dir, "analyst", name="analyst"), data_dir
 
@@ -95,6 +101,23 @@ def test_what_is_not_a_video_or_too_big_is_refused_at_once_and_nothing_kept(serv
     assert answer.status_code == 413 and "limit" in answer.json()["error"]
     assert time.monotonic() - started < 10
     assert all(v["filename"] not in ("a.png", "video") for v in httpx.get(f"{url}/videos", headers=sender).json())
+
+
+def test_an_upload_that_stops_arriving_is_dropped_with_a_408(served):
+    """A client that sends a video's first bytes and then nothing must not hold the upload open."""
+    url, sender, _, data_dir = served
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        head = f"POST /videos?filename=stalled.mp4 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2000000\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in sender.items())
+        connection.sendall(head.encode() + b"\r\n" + b"\x00\x00\x00\x18ftypisom" + b"\x00" * 50_000)
+        answer = b""
+        while not answer.endswith(b"}") and (more := connection.recv(65536)):
+            answer += more
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"no bytes arrived for 2 s" in answer and time.monotonic() - started < 10
+    assert not list((data_dir / "tmp").glob("video-*")), "nothing of it kept"
 
 
 def test_a_video_that_cannot_be_censored_ends_failed_with_the_answer_it_deserves(served, tmp_path):

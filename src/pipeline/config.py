@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     )
 
     video_max_bytes: int = Field(2 * 1024**3, gt=0, description="Video: most bytes one video file may have.")
+    video_upload_idle_s: float = Field(
+        30.0,
+        gt=0,
+        description="Video: seconds an upload's body may stop arriving before it is dropped with a 408 (nothing kept).",
+    )
     video_max_seconds: float = Field(
         1800.0,
         gt=0,

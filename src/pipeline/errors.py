@@ -75,6 +75,12 @@ class Unavailable(PipelineError):
         self.retry_after_s = retry_after_s
 
 
+class RequestTimeout(PipelineError):
+    """A request body that stopped arriving: the upload is dropped, nothing kept."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+
+
 class StoreFull(PipelineError):
     """The data directory has no room: nothing partial was written; the service answers again once there is."""
 

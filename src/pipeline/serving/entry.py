@@ -100,7 +100,7 @@ class Entry:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
     def videos_app(self) -> Starlette:
-        return videos_app(self.stores.videos, self.settings.video_max_bytes)
+        return videos_app(self.stores.videos, self.settings.video_max_bytes, self.settings.video_upload_idle_s)
 
     def annotation_app(self) -> Starlette:
         return annotation_app(self.annotation, self.access, self.current_censorer)
