@@ -69,6 +69,9 @@ def salted_folders(base: Path) -> Folders:
     return Folders(data, jobs, annotation, secret)
 
 
+BODY_IDLE_S = 3  # Short here, so a stalled body's 408 comes quickly (the default is 30 s).
+
+
 def serving_env(folders: Folders, profile: str) -> dict[str, str]:
     return {
         "GORE_PROFILE": profile,
@@ -76,6 +79,7 @@ def serving_env(folders: Folders, profile: str) -> dict[str, str]:
         "GORE_JOBS_ROOT": str(folders.jobs),
         "GORE_ANNOTATION_ROOT": str(folders.annotation),
         "GORE_METRICS_OPEN": "false",
+        "GORE_BODY_IDLE_S": str(BODY_IDLE_S),
     }
 
 
@@ -160,6 +164,21 @@ def raw_post(
                 break
             answer += more
     return int(answer.split(b" ")[1]), time.monotonic() - started, sent
+
+
+def stalled_post(url: str, path: str, headers: dict[str, str], content_type: str, first: bytes) -> tuple[bytes, float]:
+    """Declare a 500 kB body, send its first bytes, then nothing (slowloris): the whole answer, and
+    the seconds it took to come."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=60) as connection:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: 500000\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        connection.sendall(head.encode() + b"\r\n" + first)
+        answer = b""
+        while not answer.endswith(b"}") and (more := connection.recv(65536)):
+            answer += more
+    return answer, time.monotonic() - started
 
 
 def browser(url: str, address: str = "127.0.0.1") -> httpx.Client:

@@ -81,14 +81,43 @@ def bentoml_process(
         stop_group(process)
 
 
+def service_processes(process: subprocess.Popen) -> list:
+    """A `bentoml serve` and every process under it. Its workers run in sessions of their own, so
+    signalling its process group alone would leave them running, orphaned."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_service(process: subprocess.Popen) -> None:
+    """kill -9 of the whole service at once: the arbiter and every worker, as a machine losing power."""
+    import psutil
+
+    for each in service_processes(process):
+        with suppress(psutil.NoSuchProcess):
+            each.kill()
+    process.wait()
+
+
 def stop_group(process: subprocess.Popen, grace_s: float = 30) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever is left of it (no orphaned workers)."""
+    """SIGTERM the server's process group, then SIGKILL whatever is left of it and of its workers
+    (no orphaned workers)."""
+    import psutil
+
+    everyone = service_processes(process)
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
             process.wait(grace_s)
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    for each in everyone:
+        with suppress(psutil.NoSuchProcess):
+            each.kill()
     process.wait()
 
 

@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from attacks import (
+    BODY_IDLE_S,
     PASSWORD,
     ROLES,
     outside_names,
@@ -34,6 +35,7 @@ from attacks import (
     share_seen,
     sign_in_attempt,
     signed_in,
+    stalled_post,
     unique_red,
 )
 from hostile_files import HOSTILE, gif_growing_canvas
@@ -307,3 +309,25 @@ def test_parallel_presses_cannot_slip_past_the_budget(attacked):
     assert {a.status_code for a in answers} == {200, 403}
     assert share_seen(boxes, width, height) <= 0.25
     still_standing(attacked)
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "first"),
+    [
+        (
+            "/censor",
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="image"; '
+            b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG',
+        ),
+        ("/jobs", "application/json", b'{"folder": "'),
+        ("/videos", "application/octet-stream", b"\x00\x00\x00\x18ftypisom" + b"\x00" * 50_000),
+    ],
+    ids=["upload form", "JSON", "video"],
+)
+def test_a_body_that_stops_arriving_is_dropped_with_a_408(attacked, path, content_type, first):
+    """Slowloris: a client that sends the start of a body and then nothing holds no connection for long."""
+    answer, took = stalled_post(attacked["url"], path, attacked["tokens"]["ingest"], content_type, first)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"no bytes of the request body arrived for 3 s" in answer and took < BODY_IDLE_S + 5
+    assert not list((attacked["folders"].data / "tmp").glob("video-*")), "nothing of a video kept"

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Most bytes of any other request body (JSON, forms); label files and uploads have their own.",
     )
+    body_idle_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds any request body (an upload, a video, JSON) may stop arriving before the request is "
+        "dropped with a 408; nothing of it is kept.",
+    )
 
     max_images_in_flight: int = Field(
         16, gt=0, description="Most images one Censor process works on at once; more wait, then get 503."
@@ -180,11 +186,6 @@ class Settings(BaseSettings):
     )
 
     video_max_bytes: int = Field(2 * 1024**3, gt=0, description="Video: most bytes one video file may have.")
-    video_upload_idle_s: float = Field(
-        30.0,
-        gt=0,
-        description="Video: seconds an upload's body may stop arriving before it is dropped with a 408 (nothing kept).",
-    )
     video_max_seconds: float = Field(
         1800.0,
         gt=0,

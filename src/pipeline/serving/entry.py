@@ -100,7 +100,7 @@ class Entry:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
     def videos_app(self) -> Starlette:
-        return videos_app(self.stores.videos, self.settings.video_max_bytes, self.settings.video_upload_idle_s)
+        return videos_app(self.stores.videos, self.settings.video_max_bytes)
 
     def annotation_app(self) -> Starlette:
         return annotation_app(self.annotation, self.access, self.current_censorer)
@@ -146,10 +146,18 @@ class Entry:
             (JSONErrors, {"html_prefixes": (WEB_PREFIX + "/",)}),
             (PathAliases, {"aliases": {"/jobs": "/jobs/", "/videos": "/videos/", WEB_PREFIX: WEB_PREFIX + "/"}}),
             (Probes, {"timeout_s": self.settings.probe_timeout_s}),
-            (BodyLimit, {"default": self.settings.max_body_bytes, "limits": bodies, "skip": frozenset(forms)}),
+            (
+                BodyLimit,
+                {
+                    "default": self.settings.max_body_bytes,
+                    "limits": bodies,
+                    "skip": frozenset(forms),
+                    "idle_s": self.settings.body_idle_s,
+                },
+            ),
             (OpenAPIExtension, {"most_files": batch, "routes": described_paths(), "schemas": described_schemas()}),
             (AccessGuard, {"store": self.access, "metrics_open": self.settings.metrics_open}),
-            (UploadGuard, {"routes": forms}),
+            (UploadGuard, {"routes": forms, "idle_s": self.settings.body_idle_s}),
         ]
 
     def prepare(self) -> None:

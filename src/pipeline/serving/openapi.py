@@ -48,7 +48,7 @@ ERRORS = {
     "404": "No such image, job, folder or pool file.",
     "409": "Off on this deployment (jobs: GORE_JOBS_ROOT unset; annotation: GORE_ANNOTATION_ROOT unset), or the "
     "served classifier cannot do what was asked (uncertainty needs our members; the cascade WRL and BCE ones).",
-    "408": "A video upload whose body stopped arriving (GORE_VIDEO_UPLOAD_IDLE_S); nothing was kept.",
+    "408": "A request body that stopped arriving (GORE_BODY_IDLE_S); nothing of it was kept.",
     "413": "A file, image (pixels x frames) or body over the limits.",
     "415": "Not one of the accepted image formats.",
     "422": "A file that cannot be decoded (empty, truncated, damaged), or labels none of which could be taken.",

@@ -1,5 +1,5 @@
-"""ASGI middleware in front of the routes: size caps on every body, and the upload form checked
-before BentoML parses it.
+"""ASGI middleware in front of the routes: size caps on every body, a body that stops arriving
+dropped (408 after GORE_BODY_IDLE_S), and the upload form checked before BentoML parses it.
 
 Why: Starlette spools uploads of any size before our code sees them, and BentoML 1.4.39
 answers 500 when a binary part arrives under a field name it does not expect (it tries
@@ -12,6 +12,7 @@ memory; then it is replayed to BentoML from that file, a chunk at a time.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.errors import UploadTooLarge
+from pipeline.errors import RequestTimeout, UploadTooLarge
 from pipeline.stores.images import disk_space
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
@@ -39,6 +40,16 @@ class FormSpec:
     max_body_bytes: int
     flags: frozenset[str] = frozenset()
     """Text fields that say yes or no: true or false."""
+
+
+async def arriving(receive: Receive, idle_s: float) -> Message:
+    """The next message of a body still arriving, or RequestTimeout after `idle_s` without one: a
+    client that stops sending (slowloris) must not hold a connection and a worker's slot."""
+    try:
+        async with asyncio.timeout(idle_s):
+            return await receive()
+    except TimeoutError:
+        raise RequestTimeout(f"no bytes of the request body arrived for {idle_s:g} s; nothing was kept") from None
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -126,9 +137,10 @@ class _FormChecker:
 
 
 class UploadGuard:
-    def __init__(self, app: ASGIApp, routes: dict[str, FormSpec]) -> None:
+    def __init__(self, app: ASGIApp, routes: dict[str, FormSpec], idle_s: float = 30.0) -> None:
         self.app = app
         self.routes = routes
+        self.idle_s = idle_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         spec = self.routes.get(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -150,7 +162,10 @@ class UploadGuard:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
             size = 0
             while True:
-                message = await receive()
+                try:
+                    message = await arriving(receive, self.idle_s)
+                except RequestTimeout as error:
+                    return await self._refuse(408, str(error), scope, receive, send)
                 if message["type"] == "http.disconnect":
                     return None
                 chunk = message.get("body", b"")
@@ -199,8 +214,10 @@ class BodyLimit:
     app's page). `limits` maps a path to its own limit; `skip` holds the routes `UploadGuard`
     bounds itself (the multipart uploads)."""
 
-    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int], skip: frozenset[str]) -> None:
-        self.app, self.default, self.limits, self.skip = app, default, limits, skip
+    def __init__(
+        self, app: ASGIApp, default: int, limits: dict[str, int], skip: frozenset[str], idle_s: float = 30.0
+    ) -> None:
+        self.app, self.default, self.limits, self.skip, self.idle_s = app, default, limits, skip, idle_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip:
@@ -211,13 +228,16 @@ class BodyLimit:
             return await JSONResponse({"error": _too_large(int(declared), limit)}, status_code=413)(
                 scope, receive, send
             )
-        seen = 0
+        seen, ended = 0, False
 
         async def bounded() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, ended
+            # While the body arrives, each piece is awaited at most idle_s; after its end, a route
+            # waiting for the client to go (http.disconnect) may wait as long as it likes.
+            message = await (receive() if ended else arriving(receive, self.idle_s))
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if seen > limit:
                     raise UploadTooLarge(_too_large(seen, limit))
             return message

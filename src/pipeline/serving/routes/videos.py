@@ -3,9 +3,7 @@ runner: serving/videos.py; stored: stores/videos.py). The original is never serv
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from anyio import to_thread
@@ -14,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
-from pipeline.errors import RequestTimeout, UnsupportedImage, UploadTooLarge
+from pipeline.errors import UnsupportedImage, UploadTooLarge
 from pipeline.files.kinds import VIDEO_NAMES, video_container
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
@@ -29,16 +27,16 @@ OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
 OUTPUT_TYPES["markers.edl"] = ("markers", "text/plain; charset=us-ascii")
 
 
-def videos_app(videos: VideoStore, max_bytes: int, idle_s: float = 30.0) -> Starlette:
+def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
     async def upload(request: Request):
-        """The body to a private spool file, counted as it arrives: past `max_bytes` it stops, and so
-        it does when no byte arrives for `idle_s` (a stalled client must not hold a worker's slot)."""
+        """The body to a private spool file, counted as it arrives: past `max_bytes` it stops (a body
+        that stops arriving is a 408 from BodyLimit, before this sees it end)."""
         filename = request.query_params.get("filename", "video")[:200]
         spooled = await to_thread.run_sync(videos.spool)
         digest, received, pending, head = hashlib.sha256(), 0, bytearray(), b""
         try:
             with disk_space(), spooled.open("wb") as file:  # A full disk: 507, nothing kept.
-                async for chunk in _arriving(request, idle_s, filename):
+                async for chunk in request.stream():
                     received += len(chunk)
                     if received > max_bytes:
                         raise UploadTooLarge(f"{filename}: over the video limit of {max_bytes:,} bytes")
@@ -81,20 +79,6 @@ def videos_app(videos: VideoStore, max_bytes: int, idle_s: float = 30.0) -> Star
     ]
     routes += [Route(f"/{{video_id}}/{name}", handled(output), methods=["GET"]) for name in OUTPUT_TYPES]
     return Starlette(routes=routes, exception_handlers=JSON_ERRORS)
-
-
-async def _arriving(request: Request, idle_s: float, filename: str) -> AsyncIterator[bytes]:
-    """The body's chunks, each awaited at most `idle_s`."""
-    chunks = request.stream().__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(idle_s):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise RequestTimeout(f"{filename}: no bytes arrived for {idle_s:g} s; the upload was dropped") from None
-        yield chunk
 
 
 def _write(file, digest, data: bytes) -> None:
