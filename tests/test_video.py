@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from videos import Clip, turn, write_clip, write_sound_only
 
 from pipeline.config import Settings
-from pipeline.errors import InvalidImage, UnsupportedImage, UploadTooLarge
+from pipeline.errors import InvalidImage, NotFound, UnsupportedImage, UploadTooLarge
 from pipeline.serving.local_models import local_model
 from pipeline.stores.video_records import GoreSegment, VideoResult
 from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
@@ -254,3 +254,35 @@ def test_a_video_sent_as_an_image_is_told_where_videos_go(tmp_path):
     ) as refused:
         decode_upload(data, "clip.mkv", max_bytes=10**8, max_pixels=10**8, max_frames=10)
     assert int(refused.value.status) == 415
+
+
+def test_the_video_list_pages_newest_first_from_small_summaries(tmp_path, censored):
+    """Lists read each video's summary (no timeline), newest first, a page at a time."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.stores.video_records import VideoRecord
+    from pipeline.stores.videos import SUMMARY, VideoStore
+
+    _, _, result = censored
+    store, start = VideoStore(tmp_path), datetime(2026, 12, 1, tzinfo=UTC)
+    for n in range(5):
+        store.save(
+            VideoRecord(
+                id=f"{n:064x}",
+                filename=f"v{n}.mp4",
+                state="done",
+                submitted_by="t",
+                submitted_at=start + timedelta(minutes=n),
+                result=result,
+            )
+        )
+    first = store.summaries(limit=2)
+    assert [s.filename for s in first] == ["v4.mp4", "v3.mp4"]
+    assert [s.filename for s in store.summaries(limit=2, after=first[-1].id)] == ["v2.mp4", "v1.mp4"]
+    assert first[0].gore and first[0].segments == len(result.segments) and first[0].seconds == result.seconds
+    summary = store.folder(first[0].id) / SUMMARY
+    assert summary.stat().st_size < 1000 < (store.folder(first[0].id) / "video.json").stat().st_size
+    summary.unlink()  # A folder from before summaries: made from the record.
+    assert store.summaries(limit=1)[0].filename == "v4.mp4"
+    with pytest.raises(NotFound):
+        store.summaries(after="f" * 64)

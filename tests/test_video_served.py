@@ -149,6 +149,7 @@ def test_a_video_whose_worker_is_killed_is_censored_whole_after_the_restart(red_
         "masks.jsonl",
         "original.mkv",
         "strip.png",
+        "summary.json",
         "timeline.json",
         "video.json",
     ]

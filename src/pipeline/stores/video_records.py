@@ -2,6 +2,7 @@
 
     VideoRecord     one per video id (SHA-256 of the bytes): who sent it, its state, the result
       result        VideoResult: the timeline (sampled frames, gore segments), what was masked
+    VideoSummary    what a list shows of one: kept beside the record, so listing never reads timelines
 
 The timeline is made by pipeline.video; the files it names are kept by stores/videos.py.
 """
@@ -73,3 +74,36 @@ class VideoRecord(BaseModel):
     error: str | None = None
     progress: float | None = Field(None, description="While working: the share done, 0 to 1.")
     result: VideoResult | None = Field(None, description="The timeline, once censored.")
+
+
+class VideoSummary(BaseModel):
+    """A video in a list: its state and what was found, without the timeline."""
+
+    id: str
+    filename: str
+    state: VideoState
+    submitted_by: str
+    submitted_at: datetime
+    finished_at: datetime | None = None
+    status: int | None = None
+    error: str | None = None
+    progress: float | None = None
+    gore: bool | None = Field(None, description="Once done: whether gore segments were found.")
+    segments: int | None = Field(None, description="Once done: how many gore segments.")
+    gore_seconds: float | None = None
+    seconds: float | None = Field(None, description="Once done: the video time decoded.")
+    demo: bool | None = Field(None, description="Once done: analysed by demo models (not a gore detector).")
+
+    @classmethod
+    def of(cls, record: VideoRecord) -> VideoSummary:
+        result = record.result
+        found = {}
+        if result is not None:
+            found = {
+                "gore": result.gore,
+                "segments": len(result.segments),
+                "gore_seconds": result.gore_seconds,
+                "seconds": result.seconds,
+                "demo": result.demo,
+            }
+        return cls(**record.model_dump(exclude={"result"}), **found)

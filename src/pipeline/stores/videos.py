@@ -2,6 +2,7 @@
 
     videos/<id>/original.<mp4|mkv>   the bytes as uploaded (id: their SHA-256), never served
     videos/<id>/video.json           the VideoRecord: state, who sent it, the timeline when done
+    videos/<id>/summary.json         its VideoSummary (what lists read), written with it
     videos/<id>/censored.mp4, timeline.json, masks.jsonl, strip.png, markers.edl    the outputs
     videos/<id>/clips/               segments cut out for the web app's reveals, made when asked
     videos/<id>/.work                locked (flock) by the worker censoring it
@@ -30,7 +31,7 @@ from pipeline.files.locks import flocked
 from pipeline.files.reading import CHUNK_BYTES
 from pipeline.stores.images import disk_space
 from pipeline.stores.records import utc_now
-from pipeline.stores.video_records import VideoRecord, VideoResult
+from pipeline.stores.video_records import VideoRecord, VideoResult, VideoSummary
 
 OUTPUTS = {
     "video": "censored.mp4",
@@ -42,6 +43,7 @@ OUTPUTS = {
 SUFFIXES = {"mov": ".mp4", "matroska": ".mkv"}
 """The original's suffix, by the demuxer its first bytes call for (pipeline.files.kinds)."""
 _ID = re.compile(r"^[0-9a-f]{64}$")
+SUMMARY = "summary.json"
 WAITING = ".waiting"
 """In the folder of a video that is queued or being worked: the runners look only at these."""
 
@@ -114,9 +116,25 @@ class VideoStore:
             raise NotFound(f"no video with id {video_id}: POST it to /videos first")
         return record
 
-    def records(self) -> list[VideoRecord]:
-        found = [self.record(folder.name) for folder in self._folders()]
-        return sorted((r for r in found if r is not None), key=lambda r: r.submitted_at, reverse=True)
+    def summary(self, video_id: str) -> VideoSummary | None:
+        """What a list shows of a video: its small summary file (or, for a folder from before those
+        files, made from the record)."""
+        try:
+            return VideoSummary.model_validate_json((self.folder(video_id) / SUMMARY).read_bytes())
+        except FileNotFoundError:
+            record = self.record(video_id)
+            return VideoSummary.of(record) if record is not None else None
+
+    def summaries(self, limit: int = 100, after: str | None = None) -> list[VideoSummary]:
+        """Newest first, `limit` at a time; `after`: the id of the last video of the page before."""
+        found = [s for s in (self.summary(folder.name) for folder in self._folders()) if s is not None]
+        found.sort(key=lambda s: (s.submitted_at, s.id), reverse=True)
+        if after is not None:
+            ids = [s.id for s in found]
+            if after not in ids:
+                raise NotFound(f"no video with id {after} to list after")
+            found = found[ids.index(after) + 1 :]
+        return found[:limit]
 
     def original(self, video_id: str) -> Path:
         for path in self.folder(video_id).glob("original.*"):
@@ -166,6 +184,9 @@ class VideoStore:
         waits = record.state in ("queued", "working")
         if waits:
             (folder / WAITING).touch(mode=0o600)
+        # The summary first: a crash between leaves it ahead of a record still waiting, which a
+        # worker writes again; never a finished record listed as waiting for ever.
+        atomic_write(folder / SUMMARY, VideoSummary.of(record).model_dump_json().encode(), scratch=self.scratch)
         atomic_write(folder / "video.json", record.model_dump_json(indent=1).encode(), scratch=self.scratch)
         if not waits:
             (folder / WAITING).unlink(missing_ok=True)

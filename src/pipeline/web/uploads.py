@@ -105,7 +105,7 @@ def routes(web: Web) -> list[Route]:
         job = web.stores.jobs.status(request.path_params["job_id"])
         failed = web.stores.jobs.items(job.id, state="failed", limit=200)
         videos = [
-            (item, web.stores.videos.record(item.video_id))
+            (item, web.stores.videos.summary(item.video_id))
             for item in web.stores.jobs.items(job.id, videos=True, limit=200)
             if item.video_id
         ]

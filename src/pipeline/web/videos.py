@@ -83,7 +83,10 @@ def routes(web: Web) -> list[Route]:
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
     def listing(request: Request, person: Person, form) -> Response:
-        return web.render(request, "videos.html", person, videos=videos.records())
+        size = web.settings.web_page_size
+        found = videos.summaries(size + 1, request.query_params.get("after") or None)
+        older = found[size - 1].id if len(found) > size else None
+        return web.render(request, "videos.html", person, videos=found[:size], older=older)
 
     def page(request: Request, person: Person, form) -> Response:
         record = videos.get(request.path_params["video_id"])

@@ -12,16 +12,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
-from pipeline.errors import UnsupportedImage, UploadTooLarge
+from pipeline.errors import InvalidRequest, UnsupportedImage, UploadTooLarge
 from pipeline.files.kinds import VIDEO_NAMES, video_container
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, NO_STORE, handled
 from pipeline.stores.images import disk_space
-from pipeline.stores.video_records import VideoRecord
+from pipeline.stores.video_records import VideoRecord, VideoSummary
 from pipeline.stores.videos import SUFFIXES, VideoStore
 
 WRITE_BYTES = 4 * 1024 * 1024  # The body is written in pieces this big, each in a worker thread.
+MOST_LISTED = 1000
 OUTPUT_TYPES = {"censored.mp4": ("video", "video/mp4"), "strip.png": ("strip", "image/png")}
 OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
 OUTPUT_TYPES["markers.edl"] = ("markers", "text/plain; charset=us-ascii")
@@ -60,7 +61,11 @@ def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
         return JSONResponse(answer, status_code=202 if record.state != "done" else 200)
 
     def listing(request: Request):
-        return JSONResponse([_summary(r) for r in videos.records()])
+        raw = request.query_params.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= MOST_LISTED:
+            raise InvalidRequest(f"limit is a whole number from 1 to {MOST_LISTED}, not {raw!r}")
+        found = videos.summaries(int(raw), request.query_params.get("after") or None)
+        return JSONResponse([summary.model_dump(mode="json") for summary in found])
 
     def one(request: Request):
         return JSONResponse(videos.get(request.path_params["video_id"]).model_dump(mode="json"))
@@ -74,7 +79,7 @@ def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
         return await upload(request) if request.method == "POST" else await to_thread.run_sync(listing, request)
 
     routes = [
-        Route("/", handled(videos_route, query=("filename",)), methods=["GET", "POST"]),
+        Route("/", handled(videos_route, query=("filename", "limit", "after")), methods=["GET", "POST"]),
         Route("/{video_id}", handled(one), methods=["GET"]),
     ]
     routes += [Route(f"/{{video_id}}/{name}", handled(output), methods=["GET"]) for name in OUTPUT_TYPES]
@@ -86,15 +91,7 @@ def _write(file, digest, data: bytes) -> None:
     digest.update(data)
 
 
-def _summary(record: VideoRecord) -> dict[str, Any]:
-    """A video in the list: its state, without the whole timeline."""
-    return record.model_dump(mode="json", exclude={"result"}) | {
-        "gore": record.result.gore if record.result else None,
-        "segments": len(record.result.segments) if record.result else None,
-    }
-
-
-SCHEMAS = (VideoRecord,)
+SCHEMAS = (VideoRecord, VideoSummary)
 VIDEO_ID = {"name": "video_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _UPLOAD = operation(
     "A video (MP4, MOV, MKV or WebM) as the request body, censored in the background; poll its status URL.",
@@ -113,9 +110,18 @@ PATHS: dict[str, Any] = {
     "/videos": {
         "post": _UPLOAD,
         "get": operation(
-            "Every video sent, newest first: state, and whether gore was found.",
-            json_answer({"type": "array", "items": {"type": "object"}}, "Videos."),
-            errors=("401", "403"),
+            "The videos sent, newest first, a page at a time: state, and what was found (no timelines).",
+            json_answer({"type": "array", "items": ref(VideoSummary)}, "Videos."),
+            parameters=[
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MOST_LISTED},
+                },
+                {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+            errors=("400", "401", "403", "404"),
         ),
     },
     "/videos/{video_id}": {
