@@ -40,8 +40,8 @@ def until(page, condition: str, timeout_s: float = 60) -> None:
 SHOWN = """selector => {
     const image = document.querySelector(selector);
     const canvas = document.createElement("canvas");
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
+    canvas.width = image.naturalWidth || image.videoWidth;
+    canvas.height = image.naturalHeight || image.videoHeight;
     const context = canvas.getContext("2d");
     context.drawImage(image, 0, 0);
     return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
@@ -49,6 +49,18 @@ SHOWN = """selector => {
 
 
 def shown(page, selector: str) -> np.ndarray:
-    """The pixels the browser decoded for an <img>, at its own size (badges laid over it aside)."""
+    """The pixels the browser decoded for an <img> (or a <video>'s current frame), at its own size,
+    before any CSS filter (badges laid over it aside)."""
     width, height, data = page.evaluate(SHOWN, selector)
     return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+
+
+def watched_page(browser) -> tuple:
+    """A fresh context and page (1280 x 900, a minute's patience for a 2-core machine) and the list
+    of every URL the page requests, so a test can say what was never asked for."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    return context, page, requests

@@ -19,7 +19,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
+from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until, watched_page
 from PIL import Image
 from serving import bentoml_server, grant
 from videos import Clip, wait_done, write_clip
@@ -91,6 +91,14 @@ def browser():
         launched.close()
 
 
+def sign_in(page) -> None:
+    """On the sign-in page: sign in as ana, and land on the gallery."""
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/app/gallery")
+
+
 def sharpness(pixels: np.ndarray) -> float:
     grey = pixels.astype(float).mean(axis=-1)
     return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
@@ -111,19 +119,12 @@ def test_review_an_upload_without_seeing_more_than_asked(served, browser, tmp_pa
     Image.fromarray(wound).save(gore_file)
     Image.fromarray(clean_like()).save(clean_file)
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(60_000)  # A 2-core CI machine, the models' first calls.
-    page = context.new_page()
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
+    context, page, requests = watched_page(browser)
 
     # Sign in: a signed-out visitor is sent to the sign-in page, and back after.
     page.goto(f"{url}/app/gallery")
     assert "/app/signin" in page.url
-    page.fill("input[name=name]", "ana")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/app/gallery")
+    sign_in(page)
 
     # Upload both through the drop zone's file chooser; each gets its own row and result.
     page.goto(f"{url}/app/upload")
@@ -210,15 +211,6 @@ def test_review_an_upload_without_seeing_more_than_asked(served, browser, tmp_pa
 
 
 VIDEO = Clip(seconds=8, wound_from_s=1.0, wound_to_s=2.5, again=(5.5, 7.0))
-FRAME = """selector => {
-    const video = document.querySelector(selector);
-    const canvas = document.createElement("canvas");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    const context = canvas.getContext("2d");
-    context.drawImage(video, 0, 0);
-    return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
-}"""
 
 
 def frame_at(page, selector: str, time_s: float) -> np.ndarray:
@@ -228,8 +220,7 @@ def frame_at(page, selector: str, time_s: float) -> np.ndarray:
     until(
         page, f"!document.querySelector('{selector}').seeking && document.querySelector('{selector}').readyState >= 2"
     )
-    width, height, data = page.evaluate(FRAME, selector)
-    return np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+    return shown(page, selector)
 
 
 def element_pixels(page, selector: str) -> np.ndarray:
@@ -257,16 +248,9 @@ def test_review_a_video_without_seeing_more_than_asked(served, browser, tmp_path
     segments = record["result"]["segments"]
     assert len(segments) == 2, segments
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
+    context, page, requests = watched_page(browser)
     page.goto(f"{url}/app/signin")
-    page.fill("input[name=name]", "ana")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/app/gallery")
+    sign_in(page)
 
     # The list: the video's censored thumbnails, blurred and greyed.
     page.goto(f"{url}/app/videos")

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until
+from browser import CHROMIUM, colourfulness, needs_chromium, redness, shown, until, watched_page
 from images import red_square
 from PIL import Image
 from serving import bentoml_server, web_app_in_process
@@ -149,11 +149,7 @@ def test_an_annotator_labels_with_and_without_revealing_and_the_admin_sees_the_r
     url, root, data_dir, ids = served["url"], served["root"], served["data_dir"], served["ids"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(60_000)
-        page = context.new_page()
-        requests: list[str] = []
-        page.on("request", lambda request: requests.append(request.url))
+        context, page, requests = watched_page(browser)
 
         page.goto(f"{url}/app/label")
         assert "/app/signin" in page.url

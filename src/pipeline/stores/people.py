@@ -341,13 +341,13 @@ class People(SQLiteStore):
                 (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels),
             )
 
-    def count_video_exposure(self, user_id: int, *, blurred_seconds: float = 0, gore_seconds: float = 0) -> None:
+    def count_blurred_seconds(self, user_id: int, seconds: float) -> None:
+        """Seconds of video gore shown blurred today (sharp ones are counted by take_gore_seconds)."""
         with self.database.connect() as db:
             db.execute(
-                "INSERT INTO video_exposure (user_id, day, blurred_seconds, gore_seconds) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (user_id, day) DO UPDATE SET blurred_seconds = blurred_seconds + "
-                "excluded.blurred_seconds, gore_seconds = gore_seconds + excluded.gore_seconds",
-                (user_id, utc_now().date().isoformat(), blurred_seconds, gore_seconds),
+                "INSERT INTO video_exposure (user_id, day, blurred_seconds) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, day) DO UPDATE SET blurred_seconds = blurred_seconds + excluded.blurred_seconds",
+                (user_id, utc_now().date().isoformat(), seconds),
             )
 
     def take_gore_seconds(self, user_id: int, seconds: float, limit: float | None) -> float | None:

@@ -148,8 +148,9 @@ class VideoStore:
         return self.folder(video_id) / OUTPUTS[kind]
 
     def clip(self, video_id: str, name: str) -> Path:
-        """Where a cut of a censored video is kept (the web app's segment reveals): `clips/<name>`."""
-        folder = self.output(video_id, "video").parent / "clips"
+        """Where a cut of a censored video is kept (the web app's segment reveals, made only of a
+        video the caller found done): `clips/<name>`."""
+        folder = self.folder(video_id) / "clips"
         folder.mkdir(mode=0o700, exist_ok=True)
         return folder / name
 

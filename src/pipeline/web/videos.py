@@ -96,11 +96,9 @@ def routes(web: Web) -> list[Route]:
         number, part = None, None
         if record.state == "done" and "segment" in request.query_params:
             number, part = segment(record, request.query_params["segment"])
-        part_no = number or 0
-        if part is None:
-            show = "censored"
-        elif show == "original" and not people.revealed(person.session_id, grant_key(record.id, part_no, "original")):
-            show = "censored"  # The grant ran out (or was never made).
+        granted = number is not None and people.revealed(person.session_id, grant_key(record.id, number, "original"))
+        if part is None or (show == "original" and not granted):
+            show = "censored"  # No segment chosen, or its grant ran out (or was never made).
         if record.state == "done" and show == "censored":
             web.audit(person, SHOWN, record.id)
         return web.render(
@@ -138,7 +136,7 @@ def routes(web: Web) -> list[Route]:
         if not people.revealed(person.session_id, key):  # Counted once a window, not per range request.
             start, end = segment_span(record, part)
             people.grant_reveal(person.session_id, key, web.settings.web_reveal_minutes)
-            people.count_video_exposure(person.user.id, blurred_seconds=end - start)
+            people.count_blurred_seconds(person.user.id, end - start)
             web.audit(person, BLURRED, record.id, f"segment {number}: {start:.1f}-{end:.1f} s")
         return video_file(path)
 
@@ -168,8 +166,8 @@ def routes(web: Web) -> list[Route]:
         if not people.revealed(person.session_id, grant_key(record.id, number, "original")):
             raise Forbidden("confirm the reveal of this segment on the video's page first")
         path = clip(record, number, part, f"segment-{number}-original.mp4")
-        if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):  # Once per playback, not per range.
-            web.audit(person, SERVED, record.id, f"segment {number}")
+        # Every request for the original is logged, each range a player asks for included.
+        web.audit(person, SERVED, record.id, f"segment {number}, {request.headers.get('range', 'whole')}")
         return video_file(path)
 
     base = "/videos/{video_id}"
