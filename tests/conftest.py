@@ -34,3 +34,41 @@ def red_vote_tags() -> dict[str, str]:
     from red_pixel_models import register_red_vote_models
 
     return register_red_vote_models()
+
+
+# ---- the stores, in either mode (embedded: SQLite and a folder; shared: PostgreSQL and S3) ----
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session (Debian's PostgreSQL, started for real)."""
+    from shared_stores import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's standalone S3-compatible server for the session; the AWS variables point boto3 at it."""
+    from shared_stores import S3_ENV, s3_server
+
+    os.environ.update(S3_ENV)
+    with s3_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["embedded", "shared"])
+def place(request, tmp_path):
+    """Where a test's stores live: the same test runs on both modes, so the two cannot drift."""
+    from shared_stores import StorePlace, new_bucket
+
+    if request.param == "embedded":
+        yield StorePlace(tmp_path / "data")
+        return
+    from pipeline.stores import Shared
+    from pipeline.stores.database import PostgresDatabase
+
+    url = request.getfixturevalue("postgres").new_database()
+    yield StorePlace(tmp_path / "data", Shared(url, new_bucket(), request.getfixturevalue("s3_endpoint")))
+    PostgresDatabase.close_all()

@@ -69,15 +69,15 @@ def test_layout_is_one_folder_per_image_and_files_are_owner_only(tmp_path):
     assert store.rendering(ID, "censored-abc.png") == b"png" and store.rendering(ID, "mask-none.png") is None
 
 
-def test_an_original_is_written_once(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_an_original_is_written_once(place):
+    store = place.images()
     store.put_original(ID, ".png", b"first")
     store.put_original(ID, ".png", b"second")
     assert store.original(ID) == (b"first", ".png")
 
 
-def test_an_analysis_only_ever_gains_information(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_an_analysis_only_ever_gains_information(place):
+    store = place.images()
     store.merge(record(analysis(probability=0.9, segmented=False)))
     later = T0 + timedelta(hours=1)
     merged = store.merge(record(analysis(probability=0.1, segmented=True, at=later)))
@@ -89,16 +89,16 @@ def test_an_analysis_only_ever_gains_information(tmp_path):
     assert store.record(ID) == again
 
 
-def test_analyses_of_other_models_sit_side_by_side(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_analyses_of_other_models_sit_side_by_side(place):
+    store = place.images()
     store.merge(record(analysis("c:1", 0.9)))
     merged = store.merge(record(analysis("c:2", 0.2, at=T0 + timedelta(days=1))))
     assert sorted(merged.analyses) == ["c:1|s:1", "c:2|s:1"]
     assert merged.latest_analysis().classifier == "c:2"
 
 
-def test_reviews_are_appended_and_the_latest_wins(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_reviews_are_appended_and_the_latest_wins(place):
+    store = place.images()
     store.merge(record(analysis()))
     first = Review(verdict="not_gore", by="alice", at=T0)
     second = Review(verdict="gore", by="bob", at=T0 + timedelta(minutes=5))
@@ -108,14 +108,15 @@ def test_reviews_are_appended_and_the_latest_wins(tmp_path):
     assert next(iter(merged.analyses.values())).gore_probability == 0.9, "a review never overwrites the analysis"
 
 
-def test_concurrent_writers_leave_one_record_holding_everything(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_concurrent_writers_leave_one_record_holding_everything(place):
+    """Shared mode: two store objects, as two replicas would have, write the same record at once."""
+    stores = [place.images(), place.images()]
     errors = []
 
     def write(i: int) -> None:
         try:
             review = Review(verdict="gore", by=f"user{i}", at=T0 + timedelta(seconds=i))
-            store.merge(record(analysis(f"c:{i % 3}", segmented=i % 2 == 0), reviews=[review]))
+            stores[i % 2].merge(record(analysis(f"c:{i % 3}", segmented=i % 2 == 0), reviews=[review]))
         except Exception as error:  # Collected, so the test reports it.
             errors.append(error)
 
@@ -125,22 +126,23 @@ def test_concurrent_writers_leave_one_record_holding_everything(tmp_path):
     for thread in threads:
         thread.join()
     assert not errors
-    stored = json.loads((tmp_path / "images" / ID / "record.json").read_text())
+    stored = json.loads(stores[0].record(ID).model_dump_json())
     assert sorted(stored["analyses"]) == ["c:0|s:1", "c:1|s:1", "c:2|s:1"]
     assert len(stored["reviews"]) == 24, "no writer's review was lost"
     assert all(a["segmentation"] for a in stored["analyses"].values()), "every analysis kept its segmentation"
-    assert not [p for p in (tmp_path / "images" / ID).iterdir() if p.suffix == ".tmp"]
+    if place.mode == "embedded":
+        assert not [p for p in (place.data_dir / "images" / ID).iterdir() if p.suffix == ".tmp"]
 
 
-def test_segmentation_maps_round_trip_as_uint8(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_segmentation_maps_round_trip_as_uint8(place):
+    store = place.images()
     maps = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
     store.put_maps(ID, "maps-x.npy", maps)
     assert np.array_equal(store.maps(ID, "maps-x.npy"), maps)
 
 
-def test_unknown_images_and_files(tmp_path):
-    store = FileSystemStore(tmp_path)
+def test_unknown_images_and_files(place):
+    store = place.images()
     assert store.record(ID) is None
     with pytest.raises(NotFound, match="no image"):
         store.original(ID)
@@ -149,9 +151,9 @@ def test_unknown_images_and_files(tmp_path):
 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "AB" * 32, "ab" * 31, "", "ab" * 32 + "/x"])
-def test_ids_that_are_not_sha256_hex_are_refused(tmp_path, bad_id):
+def test_ids_that_are_not_sha256_hex_are_refused(place, bad_id):
     with pytest.raises(NotFound, match="not an image id"):
-        FileSystemStore(tmp_path).record(bad_id)
+        place.images().record(bad_id)
 
 
 def test_files_are_written_in_scratch_then_renamed_and_leftovers_are_swept(tmp_path):
@@ -161,3 +163,28 @@ def test_files_are_written_in_scratch_then_renamed_and_leftovers_are_swept(tmp_p
     (store.scratch / "record.json.abc.tmp").write_bytes(b"half a file")  # What a SIGKILL mid-write leaves.
     assert store.sweep() == 1 and list(store.scratch.iterdir()) == []
     assert store.original(ID) == (b"bytes", ".jpg")
+
+
+def test_the_shared_mode_keeps_records_in_the_database_and_files_in_the_bucket(place):
+    if place.mode == "embedded":
+        pytest.skip("the shared mode's layout")
+    store = place.images()
+    store.put_original(ID, ".jpg", b"jpeg bytes")
+    store.put_rendering(ID, "censored-abc.png", b"png")
+    store.merge(record(analysis()))
+    objects = store.objects
+    assert sorted(objects.names("images/")) == [f"images/{ID}/censored-abc.png", f"images/{ID}/original.jpg"]
+    assert objects.get(f"images/{ID}/original.jpg") == b"jpeg bytes"
+    assert all(key.startswith("images/images/") for key in _bucket_keys(objects)), "under the store's prefix"
+    with store.database.connect() as db:
+        version, stored = db.execute("SELECT version, record FROM records WHERE id = ?", (ID,)).fetchone()
+    assert version == 1 and json.loads(stored)["id"] == ID
+    store.merge(record(analysis(), reviews=[Review(verdict="gore", by="ana", at=T0)]))
+    store.merge(record(analysis()))  # Nothing new: no write.
+    with store.database.connect() as db:
+        assert db.execute("SELECT version FROM records WHERE id = ?", (ID,)).fetchone()[0] == 2
+
+
+def _bucket_keys(objects) -> list[str]:
+    listing = objects.client.list_objects_v2(Bucket=objects.bucket)
+    return [item["Key"] for item in listing.get("Contents", ())]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 
 import httpx
@@ -18,7 +19,7 @@ from serving import bentoml_server, grant
 from videos import Clip, wait_done, write_clip
 
 from pipeline.errors import Forbidden, NotFound
-from pipeline.stores.database import Database
+from pipeline.stores.database import SQLiteDatabase
 from pipeline.stores.jobs import JobRequest, JobStore, Outcome
 
 
@@ -44,12 +45,12 @@ def write_collection(root, good: int) -> tuple[list[str], list[str]]:
     return sorted(good_paths), bad
 
 
-def test_paths_outside_the_root_are_refused(tmp_path):
+def test_paths_outside_the_root_are_refused(tmp_path, place):
     root = tmp_path / "root"
     (root / "inside").mkdir(parents=True)
     (tmp_path / "outside").mkdir()
     (root / "escape").symlink_to(tmp_path / "outside")
-    store = JobStore(tmp_path / "jobs.db")
+    store = JobStore(place.tables("jobs.db"))
     with pytest.raises(Forbidden, match="not inside the jobs root"):
         store.create(JobRequest(folder="escape"), root, by="t")
     with pytest.raises(ValueError):
@@ -61,10 +62,10 @@ def test_paths_outside_the_root_are_refused(tmp_path):
     assert store.create(JobRequest(folder="inside"), root, by="t").state == "done", "an empty folder is done at once"
 
 
-def test_claims_are_released_after_a_stop_and_results_recorded(tmp_path):
+def test_claims_are_released_after_a_stop_and_results_recorded(tmp_path, place):
     root = tmp_path / "root"
     good, bad = write_collection(root, 4)
-    store = JobStore(tmp_path / "jobs.db")
+    store = JobStore(place.tables("jobs.db"))
     job = store.create(JobRequest(folder="seized"), root, by="t")
     assert job.total == 7 and job.remaining == 7 and job.state == "queued"
     claim = store.claim(5)
@@ -84,6 +85,53 @@ def test_claims_are_released_after_a_stop_and_results_recorded(tmp_path):
     status = store.status(job.id)
     assert (status.state, status.done, status.failed, status.remaining, status.already_analysed) == ("done", 4, 3, 0, 1)
     assert status.images_per_s is not None
+
+
+def test_a_claim_is_a_lease_and_only_its_holder_records(tmp_path, place):
+    """A worker that stops renewing (killed, its host lost) loses its items to the next claimer once
+    the lease runs out; what it records afterwards is dropped, so no item ends twice."""
+    root = tmp_path / "root"
+    write_collection(root, 4)
+    store, other = JobStore(place.tables("jobs.db")), JobStore(place.tables("jobs.db"))  # Two replicas.
+    job = store.create(JobRequest(folder="seized"), root, by="t")
+    lost = store.claim(3, lease_s=0.5)
+    kept = other.claim(3, lease_s=30)
+    assert {i.seq for i in lost.items}.isdisjoint(i.seq for i in kept.items), "no item in two live claims"
+    assert store.renew(kept, 30) == 3
+    time.sleep(0.7)
+    taken = other.claim(10, lease_s=30)
+    assert {i.seq for i in lost.items} <= {i.seq for i in taken.items}, "the run-out lease's items are claimed again"
+    assert not {i.seq for i in kept.items} & {i.seq for i in taken.items}, "a renewed lease is not"
+    store.record(job.id, [Outcome(item.seq, 200, image_id="ab" * 32) for item in lost.items], lost.id)
+    assert store.status(job.id).done == 0, "the lost claim's outcomes were dropped"
+    other.record(job.id, [Outcome(i.seq, 422, error="bad") for i in taken.items], taken.id)
+    other.record(job.id, [Outcome(i.seq, 200, image_id="cd" * 32) for i in kept.items], kept.id)
+    status = store.status(job.id)
+    assert (status.state, status.done, status.failed, status.remaining) == ("done", 3, 4, 0)
+
+
+def test_claimers_at_once_never_share_an_item(tmp_path, place):
+    root = tmp_path / "root"
+    (root / "many").mkdir(parents=True)
+    for n in range(120):
+        (root / "many" / f"{n:03d}.jpg").write_bytes(b"x")
+    store = JobStore(place.tables("jobs.db"))
+    store.create(JobRequest(folder="many"), root, by="t")
+    claimed: list[list[int]] = [[] for _ in range(6)]
+
+    def work(n: int) -> None:
+        mine = JobStore(place.tables("jobs.db"))
+        while (claim := mine.claim(4)) is not None:
+            claimed[n] += [item.seq for item in claim.items]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = sorted(seq for seqs in claimed for seq in seqs)
+    assert every == list(range(120)), "each item claimed exactly once"
+    assert sum(1 for seqs in claimed if seqs) >= 2, "the claimers shared the work"
 
 
 def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_error(red_model_tags, tmp_path):
@@ -149,7 +197,7 @@ def test_a_jobs_file_from_before_videos_gains_the_video_column(tmp_path):
         image_id TEXT, status INTEGER, error TEXT, reused INTEGER NOT NULL DEFAULT 0, done_at TEXT,
         PRIMARY KEY (job_id, seq));
     """
-    Database(tmp_path / "jobs.db", old_schema)
+    SQLiteDatabase(tmp_path / "jobs.db", old_schema)
     root = tmp_path / "root"
     write_collection(root, 1)
     store = JobStore(tmp_path / "jobs.db")

@@ -9,7 +9,6 @@ from test_image_store import T0, analysis, record
 
 from pipeline.errors import InvalidRequest
 from pipeline.stores.gallery import GalleryIndex
-from pipeline.stores.images import FileSystemStore
 from pipeline.stores.passwords import hash_password, verify_password
 from pipeline.stores.people import People
 from pipeline.stores.records import Review
@@ -35,8 +34,8 @@ def records(count: int):
 
 
 @pytest.fixture
-def index(tmp_path):
-    built = GalleryIndex(tmp_path / "index.db", threshold_for=lambda a: 0.5)
+def index(place):
+    built = GalleryIndex(place.tables("index.db"), threshold_for=lambda a: 0.5)
     built.put_many(records(23))
     return built
 
@@ -84,13 +83,13 @@ def test_neighbours_and_near_duplicates(index):
     assert f"{0:064x}" in index.near_duplicates("0" * 16, 0)
 
 
-def test_the_index_is_rebuilt_and_caught_up_from_the_records(tmp_path):
+def test_the_index_is_rebuilt_and_caught_up_from_the_records(place):
     made = records(5)
-    unindexed = FileSystemStore(tmp_path / "data")  # A store from before the index (or another program).
+    unindexed = place.images()  # A store from before the index (or another program).
     for one in made[:3]:
         unindexed.merge(one)
-    index = GalleryIndex(tmp_path / "index.db", threshold_for=lambda a: 0.5)
-    store = FileSystemStore(tmp_path / "data", index=index)
+    index = GalleryIndex(place.tables("index.db"), threshold_for=lambda a: 0.5)
+    store = place.images(index)
     assert index.catch_up(store) == 3 and index.count() == 3
     store.merge(made[3])  # The store keeps its index current: whoever writes, it is told at once.
     assert index.count() == 4
@@ -106,11 +105,13 @@ def test_passwords_are_salted_scrypt_hashes():
         hash_password("short")
 
 
-def test_sessions_end_when_a_user_signs_out_is_disabled_or_changes_password(tmp_path):
-    people = People(tmp_path / "access.db")
+def test_sessions_end_when_a_user_signs_out_is_disabled_or_changes_password(place):
+    people = People(place.tables("access.db"))
     user = people.create_user("ana", ["analyst"], "a long enough password", "tests")
     assert people.sign_in("ana", "wrong password!", 1) is None and people.sign_in("nobody", "x" * 12, 1) is None
     secret, _ = people.sign_in("ANA", "a long enough password", 1)  # Names are case-insensitive.
+    with pytest.raises(ValueError, match="already a user"):
+        people.create_user("Ana", ["analyst"], "a long enough password", "tests")
     person = people.person(secret)
     assert person.user.name == "ana" and people.person(secret + "x") is None
     people.set_disabled(user.id, True)
@@ -126,16 +127,16 @@ def test_sessions_end_when_a_user_signs_out_is_disabled_or_changes_password(tmp_
     assert people.person(expired) is None
 
 
-def test_ten_wrong_passwords_lock_the_name_for_a_while(tmp_path):
-    people = People(tmp_path / "access.db")
+def test_ten_wrong_passwords_lock_the_name_for_a_while(place):
+    people = People(place.tables("access.db"))
     people.create_user("bo", ["analyst"], "a long enough password", "tests")
     for _ in range(10):
         assert people.sign_in("bo", "not the password", 1) is None
     assert people.sign_in("bo", "a long enough password", 1) is None, "locked, even with the right password"
 
 
-def test_exposure_adds_up_per_user_and_day(tmp_path):
-    people = People(tmp_path / "access.db")
+def test_exposure_adds_up_per_user_and_day(place):
+    people = People(place.tables("access.db"))
     ana = people.create_user("ana", ["analyst"], "a long enough password", "tests")
     people.count_exposure(ana.id, originals=1, gore_pixels=100)
     people.count_exposure(ana.id, patches=2, gore_pixels=50, blurred=1)

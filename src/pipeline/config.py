@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.metrics import DROPOUT_PASSES
@@ -214,8 +214,45 @@ class Settings(BaseSettings):
         1.0, ge=0, le=10, description="Video: seconds each gore segment is widened by, both sides."
     )
 
+    database_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description="Shared mode: every table (tokens, people, sessions, audit log, records, gallery index, jobs, "
+        "labels) in this PostgreSQL database (14 or newer), postgresql://user:password@host:5432/name; set "
+        "together with GORE_OBJECT_STORE. Unset: SQLite files in the data directory (embedded mode).",
+    )
+    object_store: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$",
+        description="Shared mode: originals, segmentation maps and renderings in this S3-compatible bucket, "
+        "s3://bucket/prefix (credentials: the standard AWS chain). Unset: the data directory.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="The object store's endpoint for a store other than AWS S3 (Ceph RGW, SeaweedFS, Garage)."
+    )
+    job_lease_s: float = Field(
+        60.0,
+        ge=3.0,
+        description="A job claim's lease, renewed while its worker works: a killed worker's items are claimed "
+        "again by another after at most this long.",
+    )
+
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")
     segmenter_url: str | None = Field(None, description="Remote segmenter service (one container each).")
+
+    @model_validator(mode="after")
+    def shared_stores_together(self) -> Settings:
+        if (self.database_url is None) != (self.object_store is None):
+            raise ValueError(
+                "shared mode needs both GORE_DATABASE_URL and GORE_OBJECT_STORE (the records are in the "
+                "database, the files they name in the object store); set both, or neither for embedded mode"
+            )
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Several Censor replicas may run over these stores."""
+        return self.database_url is not None
 
     @property
     def threads_per_model(self) -> int:

@@ -137,9 +137,9 @@ def password(
 @index_app.command("rebuild")
 def rebuild(data_dir: DataDirOption = None) -> None:
     """Rebuild the gallery index from every image record (safe while the service runs)."""
-    from pipeline.stores import Stores
+    from pipeline.stores import Shared, Stores
 
     settings = get_settings()
-    stores = Stores.open(data_dir or settings.data_dir, settings.threshold)
+    stores = Stores.open(data_dir or settings.data_dir, settings.threshold, Shared.of(settings))
     count = stores.gallery.rebuild(stores.images)
     console.print(f"indexed {count:,} image record(s) into {stores.gallery.path}")

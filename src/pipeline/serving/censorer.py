@@ -35,7 +35,7 @@ from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
 from pipeline.serving.views import Defaults, Limits, Views
-from pipeline.stores import image_store
+from pipeline.stores import Shared, image_store
 from pipeline.stores.images import ImageStore
 from pipeline.stores.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
 from pipeline.uncertainty.served import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
@@ -136,7 +136,8 @@ class Censorer:
         render: bool = False,
         sample: SampleCall | None = None,
     ) -> Censorer:
-        store = image_store(data_dir or settings.data_dir, settings.threshold)  # Indexed as the service indexes.
+        # Indexed as the service indexes, in the stores the service uses.
+        store = image_store(data_dir or settings.data_dir, settings.threshold, Shared.of(settings))
         views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
         capacity = Capacity.from_settings(settings)
         passes = settings.uncertainty_passes

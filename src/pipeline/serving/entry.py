@@ -31,9 +31,9 @@ from pipeline.serving.routes.videos import videos_app
 from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
 from pipeline.serving.videos import VideoRunner
 from pipeline.serving.views import Defaults, Limits, Views
-from pipeline.stores import Stores
+from pipeline.stores import Shared, Stores
 from pipeline.stores.access import AccessStore
-from pipeline.stores.images import FileSystemStore
+from pipeline.stores.images import ImageStore
 from pipeline.stores.jobs import JobStore
 
 FORM_TEXT_FIELDS = {"threshold": False, "style": False, "margin": False, "uncertainty": False, "cascade": False}
@@ -65,7 +65,7 @@ class Entry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Entry:
-        stores = Stores.open(settings.data_dir, settings.threshold)
+        stores = Stores.open(settings.data_dir, settings.threshold, Shared.of(settings))
         views = Views(stores.images, Defaults.from_settings(settings), Limits.from_settings(settings))
         annotation = AnnotationDesk(
             settings.annotation_root,
@@ -77,7 +77,7 @@ class Entry:
         return cls(settings, stores, annotation, views, Capacity.from_settings(settings))
 
     @property
-    def store(self) -> FileSystemStore:
+    def store(self) -> ImageStore:
         return self.stores.images
 
     @property
@@ -120,6 +120,7 @@ class Entry:
             self.settings.max_batch_size,
             videos=self.stores.videos,
             max_video_bytes=self.settings.video_max_bytes,
+            lease_s=self.settings.job_lease_s,
         )
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
         videos = VideoRunner(self.stores.videos, lambda: self.censorer(models), self.settings)
@@ -162,10 +163,12 @@ class Entry:
 
     def prepare(self) -> None:
         """Once, before the workers start: half-written files of a killed run swept away, and on
-        a first start with no token, one admin token, printed here and never again."""
-        released = self.jobs.release_claims()
-        if released:
-            print(f"{released} job item(s) a stopped run had claimed are pending again", file=sys.stderr)
+        a first start with no token, one admin token, printed here and never again. In shared mode
+        other replicas' claims are left alone (their leases say when they are free again)."""
+        if not self.stores.shared:
+            released = self.jobs.release_claims()
+            if released:
+                print(f"{released} job item(s) a stopped run had claimed are pending again", file=sys.stderr)
         swept = self.store.sweep()
         if swept:
             print(f"swept {swept} half-written file(s) a stopped run left in {self.store.scratch}", file=sys.stderr)

@@ -1,13 +1,15 @@
 """Collection jobs worked: a server-side folder (or a list of files) censored in the background.
 
 The jobs and their items are stored (pipeline.stores.jobs) before a job is answered, so it
-survives a restart. Each Censor worker runs a `JobRunner` that claims a chunk of pending items at a time
-(atomically, so several workers share a job), censors them through the same pipeline as
-`POST /censor` (an image the serving models already analysed costs only its hash), and records each
-file's image id, or its error. A passing error (503, 507) puts the item back for later; a bad file
-is recorded as failed and the job goes on. Only files under `GORE_JOBS_ROOT` may be named, and
-only regular files inside it are read (no link followed, no pipe or device opened: a link or a
-pipe in the folder is an item that fails and says why; see pipeline.files).
+survives a restart. Each Censor worker runs a `JobRunner` that claims a chunk of pending items at
+a time (atomically, so several workers share a job, on one host or, in shared mode, on several),
+renews the claim's lease while it works (a killed worker's items are claimed again once it runs
+out), censors them through the same pipeline as `POST /censor` (an image the serving models
+already analysed costs only its hash), and records each file's image id, or its error. A passing
+error (503, 507) puts the item back for later; a bad file is recorded as failed and the job goes
+on. Only files under `GORE_JOBS_ROOT` may be named, and only regular files inside it are read (no
+link followed, no pipe or device opened: a link or a pipe in the folder is an item that fails and
+says why; see pipeline.files).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pipeline.errors import PipelineError, UnsupportedImage
 from pipeline.files import open_inside
 from pipeline.files.kinds import video_container
-from pipeline.stores.jobs import JobItem, JobStore, Outcome
+from pipeline.stores.jobs import Claim, JobItem, JobStore, Outcome
 from pipeline.stores.records import utc_now
 from pipeline.stores.videos import VideoStore
 
@@ -41,15 +44,16 @@ class JobRunner:
         idle_s: float = 1.0,
         videos: VideoStore | None = None,
         max_video_bytes: int = 0,
+        lease_s: float = 60.0,
     ):
         self.store, self.censorer, self.chunk, self.idle_s = store, censorer, chunk, idle_s
-        self.videos, self.max_video_bytes = videos, max_video_bytes
+        self.videos, self.max_video_bytes, self.lease_s = videos, max_video_bytes, lease_s
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
             try:
                 worked = await self.step()
-            except Exception:  # Kept alive whatever happens; the items stay claimed and are released on restart.
+            except Exception:  # Kept alive whatever happens; the claim's lease runs out and others take its items.
                 log.exception("job runner step failed")
                 worked = False
             if not worked:
@@ -57,11 +61,33 @@ class JobRunner:
 
     async def step(self) -> bool:
         """Claim one chunk and censor it; False when there was nothing to do."""
-        from pipeline.serving.censorer import Upload
-
-        claim = await asyncio.to_thread(self.store.claim, self.chunk)
+        worker = f"{socket.gethostname()}:{os.getpid()}"  # Which replica's which worker claimed the items.
+        claim = await asyncio.to_thread(self.store.claim, self.chunk, self.lease_s, worker)
         if claim is None:
             return False
+        renewing = asyncio.get_running_loop().create_task(self._renew(claim))
+        try:
+            rows, errors = await self._work(claim)
+        finally:
+            renewing.cancel()
+        await asyncio.to_thread(self.store.record, claim.job_id, rows, claim.id)
+        retry = max((error.retry_after_s or 0 for error in errors), default=0)
+        if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
+            await asyncio.sleep(min(retry, 30))
+        return True
+
+    async def _renew(self, claim: Claim) -> None:
+        """The claim's lease kept alive while this worker works it (three renewals per lease)."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await asyncio.to_thread(self.store.renew, claim, self.lease_s)
+            except Exception:  # A passing database error: the next renewal may succeed.
+                log.exception("renewing a job claim failed")
+
+    async def _work(self, claim: Claim) -> tuple[list[Outcome], list[PipelineError]]:
+        from pipeline.serving.censorer import Upload
+
         started = utc_now()
         kinds = await asyncio.to_thread(lambda: [_is_video(claim.root, item.path) for item in claim.items])
         images = [item for item, video in zip(claim.items, kinds, strict=True) if not video]
@@ -81,11 +107,7 @@ class JobRunner:
                 outcome, error = await asyncio.to_thread(self._store_video, claim.root, item)
                 rows.append(outcome)
                 errors += [error] if error else []
-        await asyncio.to_thread(self.store.record, claim.job_id, rows)
-        retry = max((error.retry_after_s or 0 for error in errors), default=0)
-        if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
-            await asyncio.sleep(min(retry, 30))
-        return True
+        return rows, errors
 
     def _store_video(self, root: Path, item: JobItem) -> tuple[Outcome, PipelineError | None]:
         """A video item copied into the video store (its censoring follows in the background)."""

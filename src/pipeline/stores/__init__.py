@@ -1,4 +1,6 @@
-"""Every piece of state the service keeps, one store each, all under one data directory:
+"""Every piece of state the service keeps, one store each, in one of two modes.
+
+Embedded (the default: nothing to install), all under one data directory:
 
     images/       originals, records (analyses, reviews), segmentation maps, renderings (images.py)
     index.db      the gallery index over the records, kept current by every merge (gallery.py)
@@ -8,56 +10,96 @@
     annotation.db the labels people gave on the labelling page (labels.py)
     videos/       videos sent, their state, censored copies and timelines (videos.py)
 
-SQLite files are opened one way (database.py). Stores import nothing above them: not the
-serving pipeline, not the web app (tests/test_layout.py).
+Shared (`GORE_DATABASE_URL` and `GORE_OBJECT_STORE`), for several Censor replicas: the same
+tables in one PostgreSQL database, the records too (shared_images.py), and the files the records
+name in an S3-compatible bucket (s3.py). The data directory keeps only what is a replica's own:
+scratch space and, for now, videos.
+
+Tables are opened one way in either mode (database.py). Stores import nothing above them: not
+the serving pipeline, not the web app (tests/test_layout.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.stores.access import AccessStore
+from pipeline.stores.database import PostgresDatabase
 from pipeline.stores.gallery import GalleryIndex
-from pipeline.stores.images import FileSystemStore
+from pipeline.stores.images import FileSystemStore, ImageStore
 from pipeline.stores.jobs import JobStore
 from pipeline.stores.labels import LabelDecisions
 from pipeline.stores.people import People
 from pipeline.stores.records import gore_threshold
+from pipeline.stores.s3 import S3Objects
+from pipeline.stores.shared_images import SharedImageStore
 from pipeline.stores.videos import VideoStore
 
 
 @dataclass(frozen=True)
+class Shared:
+    """Where the shared mode keeps things: a PostgreSQL URL and an S3 bucket (s3://bucket/prefix)."""
+
+    database_url: str
+    object_store: str
+    s3_endpoint_url: str | None = None
+
+    @classmethod
+    def of(cls, settings: Any) -> Shared | None:
+        """From the settings (GORE_DATABASE_URL, GORE_OBJECT_STORE, GORE_S3_ENDPOINT_URL); None: embedded."""
+        if settings.database_url is None:
+            return None
+        return cls(settings.database_url, settings.object_store, settings.s3_endpoint_url)
+
+
+@dataclass(frozen=True)
 class Stores:
-    images: FileSystemStore
+    images: FileSystemStore | SharedImageStore
     gallery: GalleryIndex
     access: AccessStore
     people: People
     jobs: JobStore
     labels: LabelDecisions
     videos: VideoStore
+    shared: bool = False
 
     @classmethod
-    def open(cls, data_dir: Path, threshold: float | None = None) -> Stores:
-        """Every store under `data_dir`; `threshold`: the deployment's gore threshold (unset: each
-        classifier's own), which the gallery index files its verdicts at."""
+    def open(cls, data_dir: Path, threshold: float | None = None, shared: Shared | None = None) -> Stores:
+        """Every store: under `data_dir`, or in the `shared` database and bucket. `threshold`: the
+        deployment's gore threshold (unset: each classifier's own), which the gallery index files
+        its verdicts at."""
         data_dir = Path(data_dir)
-        gallery = GalleryIndex.in_data_dir(data_dir, lambda analysis: gore_threshold(analysis, threshold))
+        url = shared.database_url if shared else None
+        gallery = GalleryIndex.open(data_dir, lambda analysis: gore_threshold(analysis, threshold), url)
         return cls(
-            images=FileSystemStore(data_dir, index=gallery),
+            images=open_images(data_dir, gallery, shared),
             gallery=gallery,
-            access=AccessStore.in_data_dir(data_dir),
-            people=People.in_data_dir(data_dir),
-            jobs=JobStore.in_data_dir(data_dir),
-            labels=LabelDecisions.in_data_dir(data_dir),
+            access=AccessStore.open(data_dir, url),
+            people=People.open(data_dir, url),
+            jobs=JobStore.open(data_dir, url),
+            labels=LabelDecisions.open(data_dir, url),
             videos=VideoStore(data_dir),
+            shared=shared is not None,
         )
 
 
-def image_store(data_dir: Path, threshold: float | None = None) -> FileSystemStore:
+def open_images(data_dir: Path, gallery: GalleryIndex, shared: Shared | None) -> FileSystemStore | SharedImageStore:
+    if shared is None:
+        return FileSystemStore(data_dir, index=gallery)
+    objects = S3Objects.from_url(shared.object_store, shared.s3_endpoint_url)
+    objects.ensure_bucket()
+    return SharedImageStore(PostgresDatabase(shared.database_url), objects, index=gallery)
+
+
+def image_store(
+    data_dir: Path, threshold: float | None = None, shared: Shared | None = None
+) -> FileSystemStore | SharedImageStore:
     """The image store with its gallery index, for a writer that needs nothing else (the offline command)."""
-    gallery = GalleryIndex.in_data_dir(Path(data_dir), lambda analysis: gore_threshold(analysis, threshold))
-    return FileSystemStore(data_dir, index=gallery)
+    url = shared.database_url if shared else None
+    gallery = GalleryIndex.open(Path(data_dir), lambda analysis: gore_threshold(analysis, threshold), url)
+    return open_images(Path(data_dir), gallery, shared)
 
 
-__all__ = ["Stores", "image_store"]
+__all__ = ["ImageStore", "Shared", "Stores", "image_store"]

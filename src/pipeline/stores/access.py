@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pipeline.stores.database import SQLiteStore
+from pipeline.stores.database import Connection, Row, TableStore
 from pipeline.stores.records import utc_now
 
 Role = Literal["ingest", "analyst", "annotator", "metrics", "admin"]
@@ -73,26 +72,32 @@ CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor);
 """
 
 
-class AccessStore(SQLiteStore):
+class AccessStore(TableStore):
     FILE, SCHEMA = DATABASE, SCHEMA
 
     # ---- tokens ----
 
     def create_token(self, name: str, roles: list[Role], created_by: str) -> NewToken:
+        with self.database.connect() as db:
+            made = self._insert_token(db, name, roles, created_by)
+        self._created(made, created_by)
+        return made
+
+    def _insert_token(self, db: Connection, name: str, roles: list[Role], created_by: str) -> NewToken:
         if not roles or any(role not in ROLES for role in roles):
             raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {roles}")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        at = utc_now()
-        with self.database.connect() as db:
-            cursor = db.execute(
-                "INSERT INTO tokens (name, roles, digest, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-                (name, ",".join(sorted(set(roles))), _digest(secret), at.isoformat(), created_by),
-            )
-            token_id = int(cursor.lastrowid)
-        self.audit(created_by, "token created", detail=f"token {token_id} {name!r}: {', '.join(sorted(set(roles)))}")
-        return NewToken(token=self.token(token_id), secret=secret)
+        row = db.execute(
+            "INSERT INTO tokens (name, roles, digest, created_at, created_by) VALUES (?, ?, ?, ?, ?) RETURNING *",
+            (name, ",".join(sorted(set(roles))), _digest(secret), utc_now().isoformat(), created_by),
+        ).fetchone()
+        return NewToken(token=self._token(row), secret=secret)
 
-    def _token(self, row: sqlite3.Row) -> Token:
+    def _created(self, made: NewToken, by: str) -> None:
+        token = made.token
+        self.audit(by, "token created", detail=f"token {token.id} {token.name!r}: {', '.join(token.roles)}")
+
+    def _token(self, row: Row) -> Token:
         return Token(
             id=row["id"],
             name=row["name"],
@@ -134,10 +139,15 @@ class AccessStore(SQLiteStore):
         return self._token(row)
 
     def ensure_first_admin(self) -> NewToken | None:
-        """On a first start with no live token: an admin token, to be shown once."""
+        """On a first start with no live token: an admin token, to be shown once. Replicas starting
+        at once over one database take turns, so only one of them makes (and prints) it."""
         with self.database.connect() as db:
-            live = db.execute("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL").fetchone()[0]
-        return None if live else self.create_token("first admin", ["admin"], created_by="first start")
+            db.lock("first admin")
+            if db.execute("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL").fetchone()[0]:
+                return None
+            made = self._insert_token(db, "first admin", ["admin"], "first start")
+        self._created(made, "first start")
+        return made
 
     # ---- audit log ----
 

@@ -1,10 +1,11 @@
-"""The gallery index: one SQLite row per image record, for listing a collection fast.
+"""The gallery index: one row per image record, for listing a collection fast.
 
-The records (`images/<id>/record.json`) are the truth; this index (`index.db` in the data
-directory) is derived from them: kept up to date as records are merged (the image store tells
-it), caught up with records written elsewhere when a process first lists, and rebuilt whole by
-`gore-censor index rebuild`. Pages are found by keyset (newest first, by when an image was
-first seen, then id), never by OFFSET, so page 1,000 costs what page 1 costs.
+The records (`images/<id>/record.json`, or the shared mode's records table) are the truth; this
+index (`index.db` in the data directory, or a table of the shared database) is derived from them:
+kept up to date as records are merged (the image store tells it), caught up with records written
+elsewhere when a process first lists, and rebuilt whole by `gore-censor index rebuild`. Pages are
+found by keyset (newest first, by when an image was first seen, then id), never by OFFSET, so page
+1,000 costs what page 1 costs.
 
 The index only orders and filters. Whether an image is shown blurred is decided again from its
 record each time a thumbnail is made (fail closed: a stale index cannot unblur anything).
@@ -13,7 +14,6 @@ record each time a thumbnail is made (fail closed: a stale index cannot unblur a
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from pipeline.errors import InvalidRequest
-from pipeline.stores.database import Database
+from pipeline.stores.database import Row, open_database
 from pipeline.stores.images import ImageStore
 from pipeline.stores.records import Analysis, ImageRecord, Verdict
 
@@ -71,7 +71,7 @@ def _micros(at: datetime) -> int:
 
 
 def _signed(phash: str) -> int:
-    """A 64-bit hash as SQLite's signed INTEGER."""
+    """A 64-bit hash as a signed 64-bit INTEGER (SQLite) or BIGINT (PostgreSQL)."""
     value = int(phash, 16) % U64
     return value - U64 if value >= 1 << 63 else value
 
@@ -95,17 +95,24 @@ CREATE INDEX IF NOT EXISTS by_reviewed ON images (reviewed, seq, id);
 
 
 class GalleryIndex:
-    def __init__(self, path: Path, threshold_for: Callable[[Analysis], float]):
+    def __init__(self, where: Path | str, threshold_for: Callable[[Analysis], float]):
+        """`where`: the SQLite file, or the shared database's URL."""
         # The records are the truth and the index is rebuilt from them, so a power cut may lose
         # its last rows: no fsync per write on the censoring path (WAL keeps the file whole).
-        self.database = Database(path, SCHEMA, durable=False, full="the gallery index cannot grow")
-        self.path = self.database.path
+        self.database = open_database(where, SCHEMA, durable=False, full="the gallery index cannot grow")
+        self.path = getattr(self.database, "path", None)
         self.threshold_for = threshold_for
         """The deployment's gore threshold for an analysis (the gallery's verdicts use it)."""
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, threshold_for: Callable[[Analysis], float]) -> GalleryIndex:
         return cls(Path(data_dir) / DATABASE, threshold_for)
+
+    @classmethod
+    def open(
+        cls, data_dir: Path, threshold_for: Callable[[Analysis], float], database_url: str | None = None
+    ) -> GalleryIndex:
+        return cls(database_url, threshold_for) if database_url else cls.in_data_dir(data_dir, threshold_for)
 
     # ---- writing ----
 
@@ -130,7 +137,13 @@ class GalleryIndex:
     def put_many(self, records: Iterable[ImageRecord]) -> int:
         rows = [values for values in map(self._values, records) if values is not None]
         with self.database.connect() as db:
-            db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "filename = excluded.filename, seq = excluded.seq, gore_probability = excluded.gore_probability, "
+                "model_gore = excluded.model_gore, verdict = excluded.verdict, reviewed = excluded.reviewed, "
+                "phash = excluded.phash",
+                rows,
+            )
         return len(rows)
 
     def put(self, record: ImageRecord) -> None:
@@ -167,7 +180,7 @@ class GalleryIndex:
             return db.execute(f"SELECT COUNT(*) FROM images {where}", args).fetchone()[0]
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> IndexRow:
+    def _row(row: Row) -> IndexRow:
         return IndexRow(
             id=row["id"],
             filename=row["filename"],
@@ -183,7 +196,7 @@ class GalleryIndex:
         conditions, args = ([WHERE[kind]] if WHERE[kind] else []), []
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append("filename LIKE ? ESCAPE '\\'")  # Case-insensitive for ASCII.
+            conditions.append("lower(filename) LIKE lower(?) ESCAPE '\\'")  # Case-insensitive, in both.
             args.append(f"%{escaped}%")
         return conditions, args
 
@@ -225,11 +238,19 @@ class GalleryIndex:
 
     def near_duplicates(self, phash: str, distance: int, most: int = 1000) -> list[str]:
         """Ids whose perceptual hash differs from `phash` in at most `distance` bits (itself included),
-        nearest first. Every hash is compared inside SQLite, so only the matches come back."""
+        nearest first. Every hash is compared inside the database, so only the matches come back."""
         target = int(phash, 16) % U64
         with self.database.connect() as db:
-            db.create_function("bits_apart", 1, lambda p: ((p % U64) ^ target).bit_count(), deterministic=True)
-            rows = db.execute(
-                "SELECT id, bits_apart(phash) AS d FROM images WHERE d <= ? ORDER BY d, id LIMIT ?", (distance, most)
-            ).fetchall()
+            if db.dialect == "sqlite":
+                db.raw.create_function("bits_apart", 1, lambda p: ((p % U64) ^ target).bit_count(), deterministic=True)
+                rows = db.execute(
+                    "SELECT id, bits_apart(phash) AS d FROM images WHERE bits_apart(phash) <= ? ORDER BY d, id LIMIT ?",
+                    (distance, most),
+                ).fetchall()
+            else:  # PostgreSQL 14+: XOR of the two BIGINTs, its set bits counted.
+                rows = db.execute(
+                    "SELECT id, bit_count((phash # ?)::bit(64)) AS d FROM images "
+                    "WHERE bit_count((phash # ?)::bit(64)) <= ? ORDER BY d, id LIMIT ?",
+                    (_signed(phash), _signed(phash), distance, most),
+                ).fetchall()
         return [row["id"] for row in rows]

@@ -47,7 +47,7 @@ def check_id(image_id: str) -> str:
     return image_id
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise NotFound(f"{name!r} is not a file of an image")
     return name
@@ -166,21 +166,21 @@ class FileSystemStore:
     def put_maps(self, image_id: str, name: str, maps: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.save(buffer, maps.astype(np.uint8), allow_pickle=False)
-        self._write(self.folder(image_id) / _check_name(name), buffer.getvalue())
+        self._write(self.folder(image_id) / check_name(name), buffer.getvalue())
 
     def maps(self, image_id: str, name: str) -> np.ndarray:
         try:
-            return np.load(self.folder(image_id) / _check_name(name), allow_pickle=False)
+            return np.load(self.folder(image_id) / check_name(name), allow_pickle=False)
         except FileNotFoundError:
             raise NotFound(f"image {image_id} has no segmentation {name}") from None
 
     def put_rendering(self, image_id: str, name: str, png: bytes) -> None:
-        path = self.folder(image_id) / _check_name(name)
+        path = self.folder(image_id) / check_name(name)
         if not path.exists():  # Same name, same pixels: the first writer's copy is as good.
             self._write(path, png)
 
     def rendering(self, image_id: str, name: str) -> bytes | None:
         try:
-            return (self.folder(image_id) / _check_name(name)).read_bytes()
+            return (self.folder(image_id) / check_name(name)).read_bytes()
         except FileNotFoundError:
             return None

@@ -1,9 +1,14 @@
-"""Collection jobs as stored: one row per job and one per file in `jobs.db` (the data directory).
+"""Collection jobs as stored: one row per job and one per file in `jobs.db` (the data directory),
+or in the shared database, where the Censor replicas of a deployment share them.
 
-A job is stored with one item per file before it is answered, so it survives a restart: items a
-stopped worker had claimed go back to pending, and the job resumes. Workers claim a chunk of
-pending items at a time, atomically, so several workers share a job; a passing error (503, 507)
-puts an item back for later, a bad file is recorded as failed. Only files under `GORE_JOBS_ROOT`
+A job is stored with one item per file before it is answered, so it survives a restart. Workers
+claim a chunk of pending items at a time, atomically (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so
+claimers pass each other), so several workers, in several processes or on several hosts, share a
+job. A claim is a *lease*: its worker renews it while it works, and items whose lease ran out (the
+worker was killed, or its host lost) are claimed again by whoever asks next. Each claim carries
+its own id, and only that claim's worker may record the outcome, so a worker that lost its lease
+cannot overwrite the work of the one that took over. A passing error (503, 507) puts an item back
+for later, a bad file is recorded as failed. Only files under `GORE_JOBS_ROOT`
 may be named (who works the items: pipeline.serving.jobs).
 """
 
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,7 +25,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from pipeline.errors import Forbidden, NotFound
 from pipeline.files import walk_files
-from pipeline.stores.database import SQLiteStore
+from pipeline.stores.database import TableStore
 from pipeline.stores.records import utc_now
 
 JobState = Literal["queued", "running", "done", "cancelled"]
@@ -75,6 +80,7 @@ class JobItem(BaseModel):
     state: ItemState
     image_id: str | None = None
     video_id: str | None = Field(None, description="For a video: its id; it is censored in the background.")
+    worked_by: str | None = Field(None, description="The Censor worker (host:pid) that last claimed it.")
     status: int | None = Field(None, description="HTTP status this file would have had on its own.")
     error: str | None = None
 
@@ -91,6 +97,10 @@ class Outcome:
     reused: bool = False
 
 
+def _lease_end(seconds: float) -> str:
+    return (utc_now() + timedelta(seconds=seconds)).isoformat()
+
+
 def inside(root: Path, relative: str, what: str = "the jobs root (GORE_JOBS_ROOT)") -> Path:
     """`relative` under `root`, or a 403: no absolute paths, no `..`, no symlink out of it."""
     root = root.resolve()
@@ -105,6 +115,8 @@ class Claim:
     job_id: str
     root: Path
     items: list[JobItem]
+    id: str = ""
+    """Only this claim may record its items' outcomes (a fencing token)."""
 
 
 SCHEMA = """
@@ -119,9 +131,10 @@ CREATE INDEX IF NOT EXISTS items_state ON items (state, job_id, seq);
 """
 
 
-class JobStore(SQLiteStore):
+class JobStore(TableStore):
     FILE, SCHEMA = DATABASE, SCHEMA
-    COLUMNS = {"items": {"video_id": "TEXT"}}  # Videos in jobs came after the first jobs.db files.
+    # Videos in jobs, and leases, came after the first jobs.db files.
+    COLUMNS = {"items": {"video_id": "TEXT", "claim": "TEXT", "lease_until": "TEXT", "worked_by": "TEXT"}}
 
     # ---- jobs ----
 
@@ -217,6 +230,7 @@ class JobStore(SQLiteStore):
                 state=r["state"],
                 image_id=r["image_id"],
                 video_id=r["video_id"],
+                worked_by=r["worked_by"],
                 status=r["status"],
                 error=r["error"],
             )
@@ -234,50 +248,80 @@ class JobStore(SQLiteStore):
     # ---- the work ----
 
     def release_claims(self) -> int:
-        """Items claimed by workers that are gone (call before any worker starts): back to pending."""
+        """Every claimed item back to pending at once, in embedded mode, before any worker starts (no
+        need to wait for leases to run out: this process owns every worker). Never in shared mode:
+        the claims there are other replicas' work in progress."""
         with self.database.connect() as db:
-            return db.execute("UPDATE items SET state = 'pending' WHERE state = 'working'").rowcount
+            return db.execute(
+                "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL WHERE state = 'working'"
+            ).rowcount
 
-    def claim(self, limit: int) -> Claim | None:
-        """Up to `limit` pending items of the oldest live job, marked working."""
+    def claim(self, limit: int, lease_s: float = 60.0, worker: str = "") -> Claim | None:
+        """Up to `limit` items of the oldest live job that are pending, or whose lease ran out,
+        marked working under a new claim leased for `lease_s` seconds, by `worker` (host:pid)."""
+        now = utc_now()
+        claim_id = uuid.uuid4().hex
+        claimable = "(state = 'pending' OR (state = 'working' AND (lease_until IS NULL OR lease_until < ?)))"
         with self.database.connect() as db:
-            db.execute("BEGIN IMMEDIATE")  # One claimer at a time across processes.
+            if db.dialect == "sqlite":
+                db.lock("job claims")  # One claimer at a time; PostgreSQL's claimers skip each other's rows.
             job = db.execute(
                 "SELECT j.id, j.root FROM jobs j WHERE j.state IN ('queued', 'running') AND EXISTS "
-                "(SELECT 1 FROM items i WHERE i.job_id = j.id AND i.state = 'pending') ORDER BY j.created_at LIMIT 1"
+                f"(SELECT 1 FROM items i WHERE i.job_id = j.id AND {claimable}) ORDER BY j.created_at LIMIT 1",
+                (now.isoformat(),),
             ).fetchone()
             if job is None:
                 return None
+            # The rows to take are picked once, in a CTE: as a sub-SELECT of the UPDATE, PostgreSQL may
+            # run it again for each row and so take more than `limit`.
             rows = db.execute(
-                "UPDATE items SET state = 'working' WHERE job_id = ? AND seq IN (SELECT seq FROM items "
-                "WHERE job_id = ? AND state = 'pending' ORDER BY seq LIMIT ?) RETURNING seq, path",
-                (job["id"], job["id"], limit),
+                f"WITH picked AS (SELECT seq FROM items WHERE job_id = ? AND {claimable} ORDER BY seq LIMIT ?"
+                f"{db.skip_locked}) UPDATE items SET state = 'working', claim = ?, lease_until = ?, worked_by = ? "
+                "WHERE job_id = ? AND seq IN (SELECT seq FROM picked) RETURNING seq, path",
+                (job["id"], now.isoformat(), limit, claim_id, _lease_end(lease_s), worker or None, job["id"]),
             ).fetchall()
+            if not rows:  # Another replica claimed the rest between the two statements.
+                return None
             db.execute(
                 "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (utc_now().isoformat(), job["id"]),
+                (now.isoformat(), job["id"]),
             )
         items = [JobItem(seq=r["seq"], path=r["path"], state="working") for r in sorted(rows, key=lambda r: r["seq"])]
-        return Claim(job["id"], Path(job["root"]), items)
+        return Claim(job["id"], Path(job["root"]), items, claim_id)
 
-    def record(self, job_id: str, outcomes: list[Outcome]) -> None:
-        """Each claimed item's outcome; passing errors (503, 507) put it back to pending."""
+    def renew(self, claim: Claim, lease_s: float) -> int:
+        """The claim's items still being worked, leased for `lease_s` more seconds; how many."""
+        with self.database.connect() as db:
+            return db.execute(
+                "UPDATE items SET lease_until = ? WHERE job_id = ? AND claim = ? AND state = 'working'",
+                (_lease_end(lease_s), claim.job_id, claim.id),
+            ).rowcount
+
+    def record(self, job_id: str, outcomes: list[Outcome], claim_id: str | None = None) -> None:
+        """Each claimed item's outcome; passing errors (503, 507) put it back to pending. With
+        `claim_id`, only items still held by that claim are written (a lost lease writes nothing)."""
         now = utc_now().isoformat()
+        held = " AND state = 'working' AND claim = ?" if claim_id else ""
+        fence = (claim_id,) if claim_id else ()
         with self.database.connect() as db:
             for o in outcomes:
                 if o.image_id is not None or o.video_id is not None:
                     db.execute(
                         "UPDATE items SET state = 'done', image_id = ?, video_id = ?, status = ?, reused = ?, "
-                        "done_at = ? WHERE job_id = ? AND seq = ?",
-                        (o.image_id, o.video_id, o.status, int(o.reused), now, job_id, o.seq),
+                        f"done_at = ?, lease_until = NULL WHERE job_id = ? AND seq = ?{held}",
+                        (o.image_id, o.video_id, o.status, int(o.reused), now, job_id, o.seq, *fence),
                     )
                 elif o.status in (503, 507):
-                    db.execute("UPDATE items SET state = 'pending' WHERE job_id = ? AND seq = ?", (job_id, o.seq))
+                    db.execute(
+                        "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL "
+                        f"WHERE job_id = ? AND seq = ?{held}",
+                        (job_id, o.seq, *fence),
+                    )
                 else:
                     db.execute(
-                        "UPDATE items SET state = 'failed', status = ?, error = ?, done_at = ? "
-                        "WHERE job_id = ? AND seq = ?",
-                        (o.status, o.error, now, job_id, o.seq),
+                        "UPDATE items SET state = 'failed', status = ?, error = ?, done_at = ?, lease_until = NULL "
+                        f"WHERE job_id = ? AND seq = ?{held}",
+                        (o.status, o.error, now, job_id, o.seq, *fence),
                     )
         self._finish_if_complete(job_id)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pipeline.stores.database import SQLiteStore
+from pipeline.stores.database import TableStore
 from pipeline.stores.records import utc_now
 
 DATABASE = "annotation.db"
@@ -43,7 +43,7 @@ CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
 """
 
 
-class LabelDecisions(SQLiteStore):
+class LabelDecisions(TableStore):
     FILE, SCHEMA = DATABASE, SCHEMA
 
     def record(
@@ -51,12 +51,11 @@ class LabelDecisions(SQLiteStore):
     ) -> LabelDecision:
         at = utc_now()
         with self.database.connect() as db:
-            cursor = db.execute(
+            decision_id = db.execute(
                 "INSERT INTO decisions (at, annotator, image_id, file, dataset, gore, revealed) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (at.isoformat(), annotator, image_id, file, dataset, int(gore), int(revealed)),
-            )
-            decision_id = int(cursor.lastrowid)
+            ).fetchone()[0]
         return LabelDecision(
             id=decision_id,
             at=at,
@@ -80,7 +79,7 @@ class LabelDecisions(SQLiteStore):
         where, args = ("WHERE annotator = ?", (annotator,)) if annotator else ("", ())
         with self.database.connect() as db:
             rows = db.execute(
-                "SELECT annotator, COUNT(*) AS labels, SUM(revealed) AS revealed FROM decisions "
+                "SELECT annotator, COUNT(*) AS labels, CAST(SUM(revealed) AS INTEGER) AS revealed FROM decisions "
                 f"{where} GROUP BY annotator ORDER BY annotator",
                 args,
             ).fetchall()

@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from datetime import date, datetime, timedelta
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.stores.access import DATABASE, ROLES, Role
-from pipeline.stores.database import SQLiteStore
+from pipeline.stores.database import Duplicate, Row, TableStore
 from pipeline.stores.passwords import DECOY, hash_password, verify_password
 from pipeline.stores.records import utc_now
 
@@ -83,6 +82,7 @@ CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, roles TEXT NOT NULL,
     password TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, disabled_at TEXT,
     blur_strength INTEGER, failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users (lower(name));
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, ended_at TEXT);
@@ -103,13 +103,13 @@ CREATE TABLE IF NOT EXISTS video_exposure (
 """
 
 
-class People(SQLiteStore):
+class People(TableStore):
     FILE, SCHEMA = DATABASE, SCHEMA
 
     # ---- users ----
 
     @staticmethod
-    def _user(row: sqlite3.Row) -> User:
+    def _user(row: Row) -> User:
         return User(
             id=row["id"],
             name=row["name"],
@@ -129,13 +129,14 @@ class People(SQLiteStore):
         hashed = hash_password(password)
         try:
             with self.database.connect() as db:
-                cursor = db.execute(
-                    "INSERT INTO users (name, roles, password, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                user_id = db.execute(
+                    "INSERT INTO users (name, roles, password, created_at, created_by) VALUES (?, ?, ?, ?, ?) "
+                    "RETURNING id",
                     (name, ",".join(sorted(set(roles))), hashed, utc_now().isoformat(), created_by),
-                )
-        except sqlite3.IntegrityError:
+                ).fetchone()[0]
+        except Duplicate:
             raise ValueError(f"there is already a user called {name!r}") from None
-        return self.user(int(cursor.lastrowid))
+        return self.user(user_id)
 
     def user(self, user_id: int) -> User:
         with self.database.connect() as db:
@@ -146,14 +147,14 @@ class People(SQLiteStore):
 
     def user_named(self, name: str) -> User:
         with self.database.connect() as db:
-            row = db.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
+            row = db.execute("SELECT * FROM users WHERE lower(name) = lower(?)", (name.strip(),)).fetchone()
         if row is None:
             raise KeyError(name)
         return self._user(row)
 
     def users(self) -> list[User]:
         with self.database.connect() as db:
-            return [self._user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
+            return [self._user(row) for row in db.execute("SELECT * FROM users ORDER BY lower(name)")]
 
     def set_disabled(self, user_id: int, disabled: bool) -> User:
         """Disabling ends every session of the user at once."""
@@ -203,7 +204,7 @@ class People(SQLiteStore):
                 "UPDATE users SET "
                 "failures = CASE WHEN locked_until <= :now THEN 1 ELSE failures + 1 END, "
                 "locked_until = CASE WHEN locked_until <= :now THEN NULL ELSE locked_until END "
-                "WHERE name = :name RETURNING *",
+                "WHERE lower(name) = lower(:name) RETURNING *",
                 {"now": now.isoformat(), "name": name.strip()},
             ).fetchone()
         if row is None:
@@ -298,7 +299,7 @@ class People(SQLiteStore):
         area their patches of it cover together would pass `budget_px`: then False, nothing recorded.
         Checked and recorded in one transaction, so parallel presses cannot each slip under it."""
         with self.database.connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.lock(f"patches {user_id}")
             boxes = [
                 tuple(row)
                 for row in db.execute(
@@ -335,9 +336,9 @@ class People(SQLiteStore):
             db.execute(
                 "INSERT INTO exposure (user_id, day, blurred, originals, patches, gore_pixels) "
                 "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (user_id, day) DO UPDATE SET blurred = blurred + excluded.blurred, "
-                "originals = originals + excluded.originals, patches = patches + excluded.patches, "
-                "gore_pixels = gore_pixels + excluded.gore_pixels",
+                "ON CONFLICT (user_id, day) DO UPDATE SET blurred = exposure.blurred + excluded.blurred, "
+                "originals = exposure.originals + excluded.originals, patches = exposure.patches + excluded.patches, "
+                "gore_pixels = exposure.gore_pixels + excluded.gore_pixels",
                 (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels),
             )
 
@@ -346,7 +347,8 @@ class People(SQLiteStore):
         with self.database.connect() as db:
             db.execute(
                 "INSERT INTO video_exposure (user_id, day, blurred_seconds) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id, day) DO UPDATE SET blurred_seconds = blurred_seconds + excluded.blurred_seconds",
+                "ON CONFLICT (user_id, day) DO UPDATE SET "
+                "blurred_seconds = video_exposure.blurred_seconds + excluded.blurred_seconds",
                 (user_id, utc_now().date().isoformat(), seconds),
             )
 
@@ -356,7 +358,7 @@ class People(SQLiteStore):
         Checked and counted in one transaction, so two reveals at once cannot both slip under it."""
         day = utc_now().date().isoformat()
         with self.database.connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.lock(f"gore seconds {user_id}")
             row = db.execute(
                 "SELECT gore_seconds FROM video_exposure WHERE user_id = ? AND day = ?", (user_id, day)
             ).fetchone()
@@ -365,7 +367,8 @@ class People(SQLiteStore):
                 return spent
             db.execute(
                 "INSERT INTO video_exposure (user_id, day, gore_seconds) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id, day) DO UPDATE SET gore_seconds = gore_seconds + excluded.gore_seconds",
+                "ON CONFLICT (user_id, day) DO UPDATE SET "
+                "gore_seconds = video_exposure.gore_seconds + excluded.gore_seconds",
                 (user_id, day, seconds),
             )
         return None
@@ -390,7 +393,7 @@ class People(SQLiteStore):
         if user_id is not None:
             query, args = query + " AND d.user_id = ?", [*args, user_id]
         with self.database.connect() as db:
-            rows = db.execute(query + " ORDER BY d.day DESC, u.name", args).fetchall()
+            rows = db.execute(query + " ORDER BY d.day DESC, lower(u.name)", args).fetchall()
         return [ExposureDay(**dict(row)) for row in rows]
 
     def today(self, user_id: int) -> ExposureDay:
