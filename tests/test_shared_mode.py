@@ -20,6 +20,7 @@ from images import GREEN, RED
 from PIL import Image
 from serving import bentoml_process, kill_service
 from shared_stores import S3_ENV, new_bucket
+from videos import Clip, write_clip
 
 from pipeline.stores.access import AccessStore
 from pipeline.stores.database import PostgresDatabase
@@ -157,6 +158,7 @@ def test_a_job_is_worked_by_both_and_a_replica_killed_mid_job_loses_nothing(repl
     bad = ["seized/broken.png", "seized/notes.txt"]
     (folder / "broken.png").write_bytes(png(RED)[:60])
     (folder / "notes.txt").write_text("not an image")
+    write_clip(folder / "clip.mkv", Clip(seconds=1, wound_from_s=0.2, wound_to_s=0.8))
     made = httpx.post(f"{replicas['b']}/jobs", json={"folder": "seized"}, headers=headers)
     assert made.status_code == 202, made.text
     job = made.json()["id"]
@@ -170,8 +172,9 @@ def test_a_job_is_worked_by_both_and_a_replica_killed_mid_job_loses_nothing(repl
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     items = httpx.get(f"{replicas['b']}/jobs/{job}/items", headers=headers).json()
-    assert (status["total"], status["done"], status["failed"], status["remaining"]) == (42, 40, 2, 0)
+    assert (status["total"], status["done"], status["failed"], status["remaining"]) == (43, 40, 3, 0)
     by_path = {item["path"]: item for item in items}
+    assert by_path["seized/clip.mkv"]["state"] == "failed" and "shared mode" in by_path["seized/clip.mkv"]["error"]
     assert all(by_path[p]["state"] == "failed" and by_path[p]["status"] in (415, 422) for p in bad)
     ids = {by_path[p]["image_id"] for p in good}
     assert len(ids) == 40 and None not in ids
@@ -201,3 +204,18 @@ def test_the_stores_stay_consistent_under_both_replicas_posting(replicas):
     with PostgresDatabase(replicas["database"]).connect() as db:
         indexed = {row[0] for row in db.execute("SELECT id FROM images")}
     assert set(ids) <= indexed, "the gallery index, shared, lists every image"
+
+
+def test_videos_are_refused_in_the_shared_mode_rather_than_kept_where_the_other_replica_cannot_find_them(replicas):
+    clip = replicas["base"] / "refused.mkv"
+    write_clip(clip, Clip(seconds=1, wound_from_s=0.2, wound_to_s=0.8))
+    answer = httpx.post(
+        f"{replicas['b']}/videos",
+        params={"filename": "refused.mkv"},
+        content=clip.read_bytes(),
+        headers=replicas["headers"],
+    )
+    assert answer.status_code == 409 and "embedded mode" in answer.json()["error"], answer.text
+    assert not (replicas["base"] / "data-b" / "videos").exists() or not any(
+        (replicas["base"] / "data-b" / "videos").iterdir()
+    )

@@ -34,7 +34,7 @@ from pipeline.errors import StoreFull, Unavailable
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | dict[str, Any]
-POOL_SIZE = int(os.environ.get("GORE_DATABASE_POOL_SIZE", "8"))
+POOL_SIZE = 8  # Connections one process holds at most: its units of work are short.
 
 
 class Duplicate(Exception):

@@ -138,7 +138,8 @@ class GalleryIndex:
         rows = [values for values in map(self._values, records) if values is not None]
         with self.database.connect() as db:
             db.executemany(
-                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO images (id, filename, seq, gore_probability, model_gore, verdict, reviewed, phash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "filename = excluded.filename, seq = excluded.seq, gore_probability = excluded.gore_probability, "
                 "model_gore = excluded.model_gore, verdict = excluded.verdict, reviewed = excluded.reviewed, "
                 "phash = excluded.phash",

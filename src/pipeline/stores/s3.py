@@ -5,7 +5,9 @@ and self-hosted stores (Ceph RGW, SeaweedFS, Garage); the tests use moto's stand
 the endpoint of a store other than AWS; credentials and region come from the standard AWS chain
 (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION, a profile, or an instance role).
 The objects stored are all written once and never changed (originals by their SHA-256, renderings
-named by what decides their pixels), so no write here needs a condition. A store that cannot be
+named by what decides their pixels): a write is a conditional PUT (`If-None-Match: *`) that leaves
+an object already there as it is, in one round trip (a store without conditional writes is sent a
+plain PUT: the bytes under one name are the same bytes anyway). A store that cannot be
 reached is a 503 that says so; nothing is half-written (a PUT lands whole or not at all).
 """
 
@@ -63,6 +65,10 @@ class S3Objects:
             code = error.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise KeyError(what) from None
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise FileExistsError(what) from None
+            if code == "NotImplemented":
+                raise NotImplementedError(what) from None
             raise Unavailable(f"the object store refused to {what} ({code}); try again shortly") from None
         except BotoCoreError as error:
             raise Unavailable(
@@ -77,14 +83,14 @@ class S3Objects:
             self._call("make the bucket", self.client.create_bucket, Bucket=self.bucket)
 
     def put(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self._call(
-            f"store {name}",
-            self.client.put_object,
-            Bucket=self.bucket,
-            Key=self.key(name),
-            Body=data,
-            ContentType=content_type,
-        )
+        """Written once: an object already under `name` is kept."""
+        put = {"Bucket": self.bucket, "Key": self.key(name), "Body": data, "ContentType": content_type}
+        try:
+            self._call(f"store {name}", self.client.put_object, **put, IfNoneMatch="*")
+        except FileExistsError:
+            pass  # Already there, or being written with the same bytes.
+        except NotImplementedError:
+            self._call(f"store {name}", self.client.put_object, **put)
 
     def get(self, name: str) -> bytes | None:
         try:

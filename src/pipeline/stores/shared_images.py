@@ -50,9 +50,9 @@ class SharedImageStore:
     # ---- originals ----
 
     def put_original(self, image_id: str, suffix: str, data: bytes) -> None:
-        name = self._name(image_id, f"original{suffix}")
-        if not self.objects.exists(name):  # Same id, same bytes: nothing to do.
-            self.objects.put(name, data)
+        # Same id, same bytes: a second PUT changes nothing, and costs less than asking first (the
+        # pipeline stores an original only when it has just analysed it).
+        self.objects.put(self._name(image_id, f"original{suffix}"), data)
 
     def original(self, image_id: str) -> tuple[bytes, str]:
         for name in self.objects.names(self._name(image_id, "original.")):
@@ -128,9 +128,8 @@ class SharedImageStore:
         return np.load(io.BytesIO(data), allow_pickle=False)
 
     def put_rendering(self, image_id: str, name: str, png: bytes) -> None:
-        key = self._name(image_id, check_name(name))
-        if not self.objects.exists(key):  # Same name, same pixels: the first writer's copy is as good.
-            self.objects.put(key, png, "image/png")
+        # Same name, same pixels: written only after `rendering` found none, so no need to ask first.
+        self.objects.put(self._name(image_id, check_name(name)), png, "image/png")
 
     def rendering(self, image_id: str, name: str) -> bytes | None:
         return self.objects.get(self._name(image_id, check_name(name)))
