@@ -13,14 +13,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import av
 import httpx
 import numpy as np
 import pytest
+from browser import redness as red
 from images import GREEN, RED
 from PIL import Image
 from serving import bentoml_process, kill_service
 from shared_stores import S3_ENV, new_bucket
-from videos import Clip, write_clip
+from videos import Clip, wait_done, write_clip
 
 from pipeline.stores.access import AccessStore
 from pipeline.stores.database import PostgresDatabase
@@ -58,7 +60,7 @@ def replicas(red_model_tags, postgres, s3_endpoint, tmp_path_factory):
         "GORE_OBJECT_STORE": bucket,
         "GORE_S3_ENDPOINT_URL": s3_endpoint,
         "GORE_JOBS_ROOT": str(jobs_root),
-        "GORE_JOB_LEASE_S": "4",
+        "GORE_LEASE_S": "4",
         "GORE_MAX_BATCH_SIZE": "2",  # Small claims: a job's items spread over both replicas.
         **S3_ENV,
     }
@@ -147,6 +149,30 @@ def test_a_web_session_made_on_one_replica_works_on_the_other(replicas):
         assert a.get("/gallery").status_code == 303, "signed out on B: refused on A at once"
 
 
+def test_a_video_sent_to_one_replica_is_censored_and_served_by_either(replicas):
+    clip = Clip(seconds=2, wound_from_s=0.5, wound_to_s=1.5, audio=False)
+    path = write_clip(replicas["base"] / "sent.mkv", clip)
+    sent = httpx.post(
+        f"{replicas['a']}/videos", params={"filename": "sent.mkv"}, content=path.read_bytes(),
+        headers=replicas["headers"], timeout=60,
+    )  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    video_id = sent.json()["video"]["id"]
+    record = wait_done(replicas["b"], replicas["headers"], video_id)
+    assert record["state"] == "done" and record["result"]["gore"], record
+    censored = httpx.get(f"{replicas['b']}/videos/{video_id}/censored.mp4", headers=replicas["headers"], timeout=60)
+    assert censored.status_code == 200
+    with av.open(io.BytesIO(censored.content)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == clip.frames
+    for index, pixels in enumerate(frames):
+        wound = clip.wound_mask(index)
+        assert (red(pixels) & wound).sum() <= 0.02 * wound.sum(), index
+    listed = httpx.get(f"{replicas['a']}/videos", headers=replicas["headers"]).json()
+    assert [v["id"] for v in listed][:1] == [video_id] and listed[0]["gore"] is True
+    assert not list((replicas["base"] / "data-a").glob("videos/*/censored.mp4")), "A never needed a copy"
+
+
 def test_a_job_is_worked_by_both_and_a_replica_killed_mid_job_loses_nothing(replicas):
     root, headers = replicas["jobs_root"], replicas["headers"]
     folder = root / "seized"
@@ -172,13 +198,16 @@ def test_a_job_is_worked_by_both_and_a_replica_killed_mid_job_loses_nothing(repl
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     items = httpx.get(f"{replicas['b']}/jobs/{job}/items", headers=headers).json()
-    assert (status["total"], status["done"], status["failed"], status["remaining"]) == (43, 40, 3, 0)
+    assert (status["total"], status["done"], status["failed"], status["remaining"]) == (43, 41, 2, 0)
     by_path = {item["path"]: item for item in items}
-    assert by_path["seized/clip.mkv"]["state"] == "failed" and "shared mode" in by_path["seized/clip.mkv"]["error"]
+    video = by_path.pop("seized/clip.mkv")
+    assert video["state"] == "done" and video["status"] == 202 and video["video_id"]
+    censored = wait_done(replicas["b"], headers, video["video_id"])  # Whoever took it, even if A died on it.
+    assert censored["state"] == "done" and censored["result"]["gore"], censored
     assert all(by_path[p]["state"] == "failed" and by_path[p]["status"] in (415, 422) for p in bad)
     ids = {by_path[p]["image_id"] for p in good}
     assert len(ids) == 40 and None not in ids
-    workers = {item["worked_by"] for item in items}
+    workers = {item["worked_by"] for item in items}  # host:pid of the Censor worker that claimed it.
     assert len(workers) >= 2, f"both replicas worked the job: {workers}"
     for image_id in ids:  # Analysed exactly once, whoever worked it, however often it was claimed.
         record = stored(replicas["database"], image_id)
@@ -204,18 +233,3 @@ def test_the_stores_stay_consistent_under_both_replicas_posting(replicas):
     with PostgresDatabase(replicas["database"]).connect() as db:
         indexed = {row[0] for row in db.execute("SELECT id FROM images")}
     assert set(ids) <= indexed, "the gallery index, shared, lists every image"
-
-
-def test_videos_are_refused_in_the_shared_mode_rather_than_kept_where_the_other_replica_cannot_find_them(replicas):
-    clip = replicas["base"] / "refused.mkv"
-    write_clip(clip, Clip(seconds=1, wound_from_s=0.2, wound_to_s=0.8))
-    answer = httpx.post(
-        f"{replicas['b']}/videos",
-        params={"filename": "refused.mkv"},
-        content=clip.read_bytes(),
-        headers=replicas["headers"],
-    )
-    assert answer.status_code == 409 and "embedded mode" in answer.json()["error"], answer.text
-    assert not (replicas["base"] / "data-b" / "videos").exists() or not any(
-        (replicas["base"] / "data-b" / "videos").iterdir()
-    )

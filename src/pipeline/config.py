@@ -230,11 +230,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="The object store's endpoint for a store other than AWS S3 (Ceph RGW, SeaweedFS, Garage)."
     )
-    job_lease_s: float = Field(
+    lease_s: float = Field(
         60.0,
         ge=3.0,
-        description="A job claim's lease, renewed while its worker works: a killed worker's items are claimed "
-        "again by another after at most this long.",
+        description="A claim's lease (a job's items, a video), renewed while its worker works: what a killed "
+        "worker held is taken by another after at most this long.",
     )
 
     classifier_url: str | None = Field(None, description="Remote classifier service (one container each).")

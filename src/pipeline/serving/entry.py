@@ -29,7 +29,7 @@ from pipeline.serving.routes.images import images_app
 from pipeline.serving.routes.jobs import jobs_app
 from pipeline.serving.routes.videos import videos_app
 from pipeline.serving.upload_guard import BodyLimit, FormSpec, UploadGuard
-from pipeline.serving.videos import NOT_SHARED, VideoRunner
+from pipeline.serving.videos import VideoRunner
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores import Shared, Stores
 from pipeline.stores.access import AccessStore
@@ -100,8 +100,7 @@ class Entry:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
     def videos_app(self) -> Starlette:
-        refused = NOT_SHARED if self.stores.shared else None  # Another replica could not find it again.
-        return videos_app(self.stores.videos, self.settings.video_max_bytes, refused)
+        return videos_app(self.stores.videos, self.settings.video_max_bytes)
 
     def annotation_app(self) -> Starlette:
         return annotation_app(self.annotation, self.access, self.current_censorer)
@@ -119,10 +118,9 @@ class Entry:
             self.jobs,
             lambda: self.censorer(models),
             self.settings.max_batch_size,
-            videos=None if self.stores.shared else self.stores.videos,
-            video_refusal=NOT_SHARED if self.stores.shared else None,
+            videos=self.stores.videos,
             max_video_bytes=self.settings.video_max_bytes,
-            lease_s=self.settings.job_lease_s,
+            lease_s=self.settings.lease_s,
         )
         self._runner = asyncio.get_running_loop().create_task(runner.run(DRAINING.is_set))
         videos = VideoRunner(self.stores.videos, lambda: self.censorer(models), self.settings)

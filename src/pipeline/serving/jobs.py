@@ -45,12 +45,9 @@ class JobRunner:
         videos: VideoStore | None = None,
         max_video_bytes: int = 0,
         lease_s: float = 60.0,
-        video_refusal: str | None = None,
     ):
         self.store, self.censorer, self.chunk, self.idle_s = store, censorer, chunk, idle_s
         self.videos, self.max_video_bytes, self.lease_s = videos, max_video_bytes, lease_s
-        self.video_refusal = video_refusal
-        """Why videos are refused here (without a video store); default: use `gore-censor video`."""
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
@@ -116,8 +113,7 @@ class JobRunner:
         """A video item copied into the video store (its censoring follows in the background)."""
         if self.videos is None:
             refused = UnsupportedImage(
-                f"{item.path}: a video; "
-                + (self.video_refusal or "censor it with `gore-censor video`, or run the job on the service")
+                f"{item.path}: a video; censor it with `gore-censor video`, or run the job on the service"
             )
             return Outcome(item.seq, int(refused.status), error=str(refused)), refused
         try:

@@ -28,11 +28,6 @@ from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
 from pipeline.video.decode import VideoLimits
 
 log = logging.getLogger(__name__)
-NOT_SHARED = (
-    "videos are kept by the replica that receives them, and the shared mode (GORE_DATABASE_URL) does not share "
-    "them across replicas yet: send videos to a deployment in embedded mode, or censor them offline with "
-    "`gore-censor video`"
-)
 PROGRESS_EVERY_S = 2.0
 
 

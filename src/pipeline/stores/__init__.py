@@ -12,8 +12,8 @@ Embedded (the default: nothing to install), all under one data directory:
 
 Shared (`GORE_DATABASE_URL` and `GORE_OBJECT_STORE`), for several Censor replicas: the same
 tables in one PostgreSQL database, the records too (shared_images.py), and the files the records
-name in an S3-compatible bucket (s3.py). The data directory keeps only what is a replica's own:
-scratch space and, for now, videos.
+name in an S3-compatible bucket (s3.py); videos the same way (shared_videos.py). The data directory
+keeps only what is a replica's own: scratch space, and its copies of the videos it reads.
 
 Tables are opened one way in either mode (database.py). Stores import nothing above them: not
 the serving pipeline, not the web app (tests/test_layout.py).
@@ -35,6 +35,7 @@ from pipeline.stores.people import People
 from pipeline.stores.records import gore_threshold
 from pipeline.stores.s3 import S3Objects
 from pipeline.stores.shared_images import SharedImageStore
+from pipeline.stores.shared_videos import SharedVideoStore
 from pipeline.stores.videos import VideoStore
 
 
@@ -45,13 +46,15 @@ class Shared:
     database_url: str
     object_store: str
     s3_endpoint_url: str | None = None
+    lease_s: float = 60.0
+    """How long a video's claim lasts unless its worker renews it."""
 
     @classmethod
     def of(cls, settings: Any) -> Shared | None:
         """From the settings (GORE_DATABASE_URL, GORE_OBJECT_STORE, GORE_S3_ENDPOINT_URL); None: embedded."""
         if settings.database_url is None:
             return None
-        return cls(settings.database_url, settings.object_store, settings.s3_endpoint_url)
+        return cls(settings.database_url, settings.object_store, settings.s3_endpoint_url, settings.lease_s)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Stores:
             people=People.open(data_dir, url),
             jobs=JobStore.open(data_dir, url),
             labels=LabelDecisions.open(data_dir, url),
-            videos=VideoStore(data_dir),
+            videos=open_videos(data_dir, shared),
             shared=shared is not None,
         )
 
@@ -91,6 +94,14 @@ def open_images(data_dir: Path, gallery: GalleryIndex, shared: Shared | None) ->
     objects = S3Objects.from_url(shared.object_store, shared.s3_endpoint_url)
     objects.ensure_bucket()
     return SharedImageStore(PostgresDatabase(shared.database_url), objects, index=gallery)
+
+
+def open_videos(data_dir: Path, shared: Shared | None) -> VideoStore:
+    if shared is None:
+        return VideoStore(data_dir)
+    objects = S3Objects.from_url(shared.object_store, shared.s3_endpoint_url)
+    objects.ensure_bucket()
+    return SharedVideoStore(data_dir, PostgresDatabase(shared.database_url), objects, shared.lease_s)
 
 
 def image_store(

@@ -13,14 +13,18 @@ reached is a 503 that says so; nothing is half-written (a PUT lands whole or not
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from pipeline.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class S3Objects:
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _call(self, what: str, call, *args, **kwargs) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -69,8 +74,10 @@ class S3Objects:
                 raise FileExistsError(what) from None
             if code == "NotImplemented":
                 raise NotImplementedError(what) from None
+            log.warning("the object store refused to %s: %s", what, error)
             raise Unavailable(f"the object store refused to {what} ({code}); try again shortly") from None
-        except BotoCoreError as error:
+        except (BotoCoreError, Boto3Error) as error:  # Boto3Error: a managed transfer that failed.
+            log.warning("the object store failed to %s: %s", what, error)  # The whole story, for the operator.
             raise Unavailable(
                 f"the object store is not reachable to {what} ({type(error).__name__}); try again shortly"
             ) from None
@@ -91,6 +98,18 @@ class S3Objects:
             pass  # Already there, or being written with the same bytes.
         except NotImplementedError:
             self._call(f"store {name}", self.client.put_object, **put)
+
+    def put_file(self, name: str, path: Path) -> None:
+        """A file (a video: gigabytes) uploaded in parts, never whole in memory."""
+        self._call(f"store {name}", self.client.upload_file, str(path), self.bucket, self.key(name))
+
+    def get_file(self, name: str, path: Path) -> bool:
+        """The object downloaded into `path` (in parts); False when there is none."""
+        try:
+            self._call(f"read {name}", self.client.download_file, self.bucket, self.key(name), str(path))
+        except KeyError:
+            return False
+        return True
 
     def get(self, name: str) -> bytes | None:
         try:

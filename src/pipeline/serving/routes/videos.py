@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
-from pipeline.errors import Conflict, InvalidRequest, UnsupportedImage, UploadTooLarge
+from pipeline.errors import InvalidRequest, UnsupportedImage, UploadTooLarge
 from pipeline.files.kinds import VIDEO_NAMES, video_container
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
@@ -28,14 +28,10 @@ OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
 OUTPUT_TYPES["markers.edl"] = ("markers", "text/plain; charset=us-ascii")
 
 
-def videos_app(videos: VideoStore, max_bytes: int, refused: str | None = None) -> Starlette:
-    """`refused`: why this deployment takes no videos (the shared mode, for now): a 409 that says so."""
-
+def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
     async def upload(request: Request):
         """The body to a private spool file, counted as it arrives: past `max_bytes` it stops (a body
         that stops arriving is a 408 from BodyLimit, before this sees it end)."""
-        if refused:
-            raise Conflict(refused)
         filename = request.query_params.get("filename", "video")[:200]
         spooled = await to_thread.run_sync(videos.spool)
         digest, received, pending, head = hashlib.sha256(), 0, bytearray(), b""
