@@ -102,18 +102,19 @@ class Connection:
         (SQLite has one writer at a time, so a claim there runs under `lock`.)"""
 
     def execute(self, sql: str, params: Params = ()):
-        try:
-            if self.dialect == "sqlite":
+        if self.dialect == "sqlite":
+            try:
                 return self.raw.execute(sql, params)
+            except sqlite3.IntegrityError as error:
+                raise Duplicate(str(error)) from None
+        from psycopg.errors import UniqueViolation
+
+        try:
             if not params:
                 return self.raw.execute(sql)
             return self.raw.execute(_for_psycopg(sql, isinstance(params, dict)), params)
-        except sqlite3.IntegrityError as error:
+        except UniqueViolation as error:
             raise Duplicate(str(error)) from None
-        except Exception as error:
-            if type(error).__name__ == "UniqueViolation":
-                raise Duplicate(str(error)) from None
-            raise
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if not rows:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from pipeline.errors import NotFound, Unavailable
-from pipeline.stores.database import Database
+from pipeline.stores.database import PostgresDatabase
 from pipeline.stores.images import RecordIndex, check_id, check_name
 from pipeline.stores.records import ImageRecord
 from pipeline.stores.s3 import S3Objects
@@ -35,10 +35,9 @@ log = logging.getLogger(__name__)
 class SharedImageStore:
     scratch = None  # Nothing is half-written here: a PUT lands whole, a transaction commits whole.
 
-    def __init__(self, database: Database, objects: S3Objects, index: RecordIndex | None = None):
+    def __init__(self, database: PostgresDatabase, objects: S3Objects, index: RecordIndex | None = None):
         self.database, self.objects, self.index = database, objects, index
-        if hasattr(database, "create"):
-            database.create(SCHEMA)
+        database.create(SCHEMA)
 
     def sweep(self) -> int:
         return 0

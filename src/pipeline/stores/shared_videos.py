@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pipeline.errors import Conflict, NotFound
 from pipeline.files.locks import flocked
-from pipeline.stores.database import Database
+from pipeline.stores.database import PostgresDatabase
 from pipeline.stores.records import utc_now
 from pipeline.stores.s3 import S3Objects
 from pipeline.stores.video_records import VideoRecord, VideoResult, VideoSummary
@@ -45,11 +45,10 @@ CREATE INDEX IF NOT EXISTS videos_waiting ON videos (state, submitted_at);
 
 
 class SharedVideoStore(VideoStore):
-    def __init__(self, data_dir: Path, database: Database, objects: S3Objects, lease_s: float = 60.0):
+    def __init__(self, data_dir: Path, database: PostgresDatabase, objects: S3Objects, lease_s: float = 60.0):
         super().__init__(data_dir)
         self.database, self.objects, self.lease_s = database, objects, lease_s
-        if hasattr(database, "create"):
-            database.create(SCHEMA)
+        database.create(SCHEMA)
 
     def _name(self, video_id: str, name: str) -> str:
         return f"videos/{self.folder(video_id).name}/{name}"
