@@ -61,9 +61,10 @@ FUZZ_SECONDS ?= 600
 fuzz: install  ## Atheris over the upload form, the decoder, the label readers and the jobs walker, FUZZ_SECONDS each
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
-bench: install  ## demo models: both floors and the service against them, ONNX Runtime and TensorFlow (README "Speed")
+bench: install  ## demo models: both floors and the service against them, ONNX Runtime and TensorFlow, then the shared mode against the embedded (README "Speed")
 	$(BIN)/gore-censor models ensure --profile demo --keras
 	cd benchmarks && for backend in onnx keras; do ../$(BIN)/python bench.py --profile demo --backend $$backend; done
+	cd benchmarks && ../$(BIN)/python shared_bench.py --profile demo  # PostgreSQL + S3 emulator against embedded (docs "Shared mode")
 
 bench-thesis: install  ## the thesis models untrained (dry run; speed does not depend on weights), both backends
 	$(BIN)/gore-censor models list | grep -q gore-segmenter-thesis \
@@ -93,8 +94,21 @@ clean:
 WHEEL := dist/gore_censor-0.1.0-py3-none-any.whl
 BASE_IMAGE ?= gore-censor:cpu
 MODEL_IMAGE ?= gore-censor-models:$(PROFILE)
+# The image the Dockerfiles start FROM (docs/deploy.md "Docker compose, for real").
+GORE_BASE_IMAGE ?= gore-censor-base:bookworm
+TRAINING ?= 0
+# An extra CA bundle for pip inside the builds (a TLS-inspecting proxy), passed as a build secret,
+# never a layer; empty: none.
+CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+# The Dockerfiles need BuildKit (the secret): buildx where installed, else a client with BuildKit
+# built in (Debian's docker.io 20.10 at /usr/bin/docker; newer clients without buildx refuse).
+DOCKER_BUILD ?= $(shell if docker buildx version >/dev/null 2>&1; then echo "docker buildx build --load"; \
+	elif [ -x /usr/bin/docker ] && /usr/bin/docker --version 2>/dev/null | grep -q "version 20\."; then \
+	echo "env DOCKER_BUILDKIT=1 /usr/bin/docker build"; else echo "env DOCKER_BUILDKIT=1 docker build"; fi)
+BUILD_FLAGS = --network host --build-arg BASE_IMAGE=$(GORE_BASE_IMAGE) $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+comma := ,
 
-.PHONY: wheel bento images model-archives model-image
+.PHONY: wheel bento images model-archives model-image base-image image-cpu image-gpu compose-images compose-test
 
 wheel: install
 	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
@@ -103,9 +117,24 @@ bento: wheel  ## a bento of the three services and the $(PROFILE) models
 	$(BIN)/gore-censor models ensure --profile $(PROFILE)
 	GORE_PROFILE=$(PROFILE) $(BIN)/bentoml build --label profile=$(PROFILE)
 
-images:  ## needs a Docker engine
-	docker build -f docker/Dockerfile -t gore-censor:cpu .
-	docker build -f docker/Dockerfile.gpu -t gore-censor:gpu .
+base-image:  ## Debian bookworm + python3 (3.11): present, pulled, or built here from Debian's packages (mmdebstrap)
+	docker/base-image.sh $(GORE_BASE_IMAGE)
+
+image-cpu: base-image  ## gore-censor:cpu, the serving image (TRAINING=1: with TensorFlow)
+	$(DOCKER_BUILD) $(BUILD_FLAGS) --build-arg TRAINING=$(TRAINING) -f docker/Dockerfile -t gore-censor:cpu .
+
+image-gpu:  ## gore-censor:gpu (FROM nvidia/cuda: needs a registry that has it)
+	$(DOCKER_BUILD) $(filter-out --build-arg BASE_IMAGE=%,$(BUILD_FLAGS)) -f docker/Dockerfile.gpu -t gore-censor:gpu .
+
+images: image-cpu image-gpu  ## needs a Docker engine
+
+compose-images: image-cpu  ## every image the compose files run: the service, and the shared mode's PostgreSQL, S3 emulator and proxy
+	$(DOCKER_BUILD) $(BUILD_FLAGS) -f docker/Dockerfile.postgres -t gore-censor-postgres:15 .
+	$(DOCKER_BUILD) $(BUILD_FLAGS) -f docker/Dockerfile.s3 -t gore-censor-s3:moto .
+	$(DOCKER_BUILD) $(BUILD_FLAGS) -f docker/Dockerfile.proxy -t gore-censor-proxy:nginx .
+
+compose-test: install  ## the compose files run for real: images built, shared mode (2 replicas) and embedded mode checked (docs/deploy.md)
+	$(BIN)/python docker/compose_test.py
 
 model-archives: install  ## the $(PROFILE) models as `bentoml models export` archives in build/models
 	rm -rf build/models && mkdir -p build/models
@@ -113,4 +142,4 @@ model-archives: install  ## the $(PROFILE) models as `bentoml models export` arc
 	  $(BIN)/bentoml models export gore-$$role-$(PROFILE):latest build/models/gore-$$role-$(PROFILE).bentomodel; done
 
 model-image: model-archives  ## BASE_IMAGE plus the model store (Kubernetes)
-	docker build -f docker/Dockerfile.models --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(MODEL_IMAGE) .
+	$(DOCKER_BUILD) -f docker/Dockerfile.models --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(MODEL_IMAGE) .

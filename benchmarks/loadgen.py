@@ -73,7 +73,8 @@ class Served:
     def start(cls, env: dict[str, str], data_dir: Path, log: Path, timeout_s: float = 600) -> Served:
         from pipeline.stores.access import AccessStore
 
-        made = AccessStore.in_data_dir(data_dir).create_token("load", ["ingest", "analyst"], created_by="benchmark")
+        tokens = AccessStore.open(data_dir, env.get("GORE_DATABASE_URL"))  # The shared database, in shared mode.
+        made = tokens.create_token("load", ["ingest", "analyst"], created_by="benchmark")
         port = free_port()
         begun = time.monotonic()
         with open(log, "w") as out:

@@ -4,6 +4,8 @@ censored in the background like one sent to POST /videos."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import os
@@ -19,6 +21,7 @@ from serving import bentoml_server, grant
 from videos import Clip, wait_done, write_clip
 
 from pipeline.errors import Forbidden, NotFound
+from pipeline.serving.jobs import JobRunner
 from pipeline.stores.database import SQLiteDatabase
 from pipeline.stores.jobs import JobRequest, JobStore, Outcome
 
@@ -132,6 +135,39 @@ def test_claimers_at_once_never_share_an_item(tmp_path, place):
     every = sorted(seq for seqs in claimed for seq in seqs)
     assert every == list(range(120)), "each item claimed exactly once"
     assert sum(1 for seqs in claimed if seqs) >= 2, "the claimers shared the work"
+
+
+def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place):
+    """A shutdown cancels the runner mid-chunk: its items are pending again at once, not when the
+    lease runs out (a restarted replica's work goes on elsewhere without waiting a minute)."""
+    root = tmp_path / "root"
+    write_collection(root, 4)
+    store = JobStore(place.tables("jobs.db"))
+    job = store.create(JobRequest(folder="seized"), root, by="t")
+
+    class Stuck:  # A censorer that never answers: the runner is mid-chunk when stopped.
+        def options(self):
+            return None
+
+        async def censor(self, uploads, options):
+            await asyncio.Event().wait()
+
+    async def stuck() -> Stuck:
+        return Stuck()
+
+    runner = JobRunner(store, stuck, chunk=3, lease_s=600)
+
+    async def stop_mid_chunk() -> None:
+        working = asyncio.get_running_loop().create_task(runner.step())
+        while store.status(job.id).state != "running":
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        working.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await working
+
+    asyncio.run(stop_mid_chunk())
+    assert len(store.claim(10).items) == 7, "every item claimable at once, though the lease had 10 minutes"
 
 
 def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_error(red_model_tags, tmp_path):

@@ -15,13 +15,17 @@ from pipeline.cli.common import console, fail, typer_group
 from pipeline.config import get_settings
 
 tokens_app = typer_group("API tokens of the service: create, list, revoke (stored hashed in the data directory).")
-DataDirOption = Annotated[Path | None, typer.Option(help="The service's data directory; default: $GORE_DATA_DIR.")]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="The service's data directory; default: its stores ($GORE_DATABASE_URL, else $GORE_DATA_DIR)."),
+]
 
 
 def _store(data_dir: Path | None):
     from pipeline.stores.access import AccessStore
 
-    return AccessStore.in_data_dir(data_dir or get_settings().data_dir)
+    settings = get_settings()  # An explicit folder is that folder; else the service's stores, shared or not.
+    return AccessStore.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
 
 
 @tokens_app.command("create")

@@ -17,20 +17,26 @@ users_app = typer_group(
     "People who sign in to the web app (/app): create, list, disable, enable, unlock, set a password."
 )
 index_app = typer_group("The web gallery's index over the image records (index.db in the data directory).")
-DataDirOption = Annotated[Path | None, typer.Option(help="The service's data directory; default: $GORE_DATA_DIR.")]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="The service's data directory; default: its stores ($GORE_DATABASE_URL, else $GORE_DATA_DIR)."),
+]
 SHELL = "gore-censor users (shell)"
 
 
 def _people(data_dir: Path | None):
     from pipeline.stores.people import People
 
-    return People.in_data_dir(data_dir or get_settings().data_dir)
+    settings = get_settings()  # An explicit folder is that folder; else the service's stores, shared or not.
+    return People.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
 
 
 def _audit(data_dir: Path | None, action: str, detail: str) -> None:
     from pipeline.stores.access import AccessStore
 
-    AccessStore.in_data_dir(data_dir or get_settings().data_dir).audit(SHELL, action, detail=detail)
+    settings = get_settings()
+    store = AccessStore.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
+    store.audit(SHELL, action, detail=detail)
 
 
 def _password(password_file: Path | None) -> str:

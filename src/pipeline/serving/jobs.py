@@ -68,6 +68,10 @@ class JobRunner:
         renewing = asyncio.get_running_loop().create_task(self._renew(claim))
         try:
             rows, errors = await self._work(claim)
+        except BaseException:  # Stopped mid-chunk (a shutdown cancels this): the items go back now,
+            renewing.cancel()  # to any worker, rather than when the lease runs out.
+            self._release(claim)
+            raise
         finally:
             renewing.cancel()
         await asyncio.to_thread(self.store.record, claim.job_id, rows, claim.id)
@@ -75,6 +79,12 @@ class JobRunner:
         if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
             await asyncio.sleep(min(retry, 30))
         return True
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            self.store.release(claim)
+        except Exception:  # The database is gone too: the lease gives the items back in the end.
+            log.exception("giving back a job claim failed")
 
     async def _renew(self, claim: Claim) -> None:
         """The claim's lease kept alive while this worker works it (three renewals per lease)."""

@@ -297,6 +297,15 @@ class JobStore(TableStore):
                 (_lease_end(lease_s), claim.job_id, claim.id),
             ).rowcount
 
+    def release(self, claim: Claim) -> int:
+        """The claim's items not yet recorded, back to pending at once (its worker is stopping)."""
+        with self.database.connect() as db:
+            return db.execute(
+                "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL "
+                "WHERE job_id = ? AND claim = ? AND state = 'working'",
+                (claim.job_id, claim.id),
+            ).rowcount
+
     def record(self, job_id: str, outcomes: list[Outcome], claim_id: str | None = None) -> None:
         """Each claimed item's outcome; passing errors (503, 507) put it back to pending. With
         `claim_id`, only items still held by that claim are written (a lost lease writes nothing)."""
