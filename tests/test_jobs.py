@@ -169,6 +169,24 @@ def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place
     asyncio.run(stop_mid_chunk())
     assert len(store.claim(10).items) == 7, "every item claimable at once, though the lease had 10 minutes"
 
+    stop = threading.Event()  # SIGTERM (DRAINING): the chunk is given back while the work still hangs.
+    store.release_claims()
+
+    async def drain_mid_chunk() -> tuple[int, int, bool]:
+        working = asyncio.get_running_loop().create_task(runner.step(stop.is_set))
+        while len(held := store.items(job.id, state="working")) < 3:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.sleep(1.0)
+        after = store.items(job.id, state="working")
+        hanging = not working.done()
+        working.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await working
+        return len(held), len(after), hanging
+
+    assert asyncio.run(drain_mid_chunk()) == (3, 0, True), "given back on SIGTERM, while the step still hangs"
+
 
 def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_error(red_model_tags, tmp_path):
     root, data = tmp_path / "collections", tmp_path / "data"

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -52,28 +53,29 @@ class JobRunner:
     async def run(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
             try:
-                worked = await self.step()
+                worked = await self.step(stopping)
             except Exception:  # Kept alive whatever happens; the claim's lease runs out and others take its items.
                 log.exception("job runner step failed")
                 worked = False
             if not worked:
                 await asyncio.sleep(self.idle_s)
 
-    async def step(self) -> bool:
-        """Claim one chunk and censor it; False when there was nothing to do."""
+    async def step(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Claim one chunk and censor it; False when there was nothing to do. Once `stopping`, the
+        chunk's items are given back at once: whatever this worker records after that is dropped."""
         worker = f"{socket.gethostname()}:{os.getpid()}"  # Which replica's which worker claimed the items.
         claim = await asyncio.to_thread(self.store.claim, self.chunk, self.lease_s, worker)
         if claim is None:
             return False
-        renewing = asyncio.get_running_loop().create_task(self._renew(claim))
+        keeping = asyncio.get_running_loop().create_task(self._keep(claim, stopping))
         try:
             rows, errors = await self._work(claim)
-        except BaseException:  # Stopped mid-chunk (a shutdown cancels this): the items go back now,
-            renewing.cancel()  # to any worker, rather than when the lease runs out.
+        except BaseException:  # Cancelled mid-chunk: the items go back now, to any worker, rather
+            keeping.cancel()  # than when the lease runs out.
             self._release(claim)
             raise
         finally:
-            renewing.cancel()
+            keeping.cancel()
         await asyncio.to_thread(self.store.record, claim.job_id, rows, claim.id)
         retry = max((error.retry_after_s or 0 for error in errors), default=0)
         if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
@@ -86,14 +88,22 @@ class JobRunner:
         except Exception:  # The database is gone too: the lease gives the items back in the end.
             log.exception("giving back a job claim failed")
 
-    async def _renew(self, claim: Claim) -> None:
-        """The claim's lease kept alive while this worker works it (three renewals per lease)."""
+    async def _keep(self, claim: Claim, stopping: Callable[[], bool]) -> None:
+        """The claim's lease kept alive while this worker works it (three renewals per lease), and
+        given back the moment the process starts stopping (SIGTERM: a restart, a rolling update),
+        so the other replicas take its items at once."""
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(self.lease_s / 3)
-            try:
-                await asyncio.to_thread(self.store.renew, claim, self.lease_s)
-            except Exception:  # A passing database error: the next renewal may succeed.
-                log.exception("renewing a job claim failed")
+            await asyncio.sleep(0.25)
+            if stopping():
+                await asyncio.to_thread(self._release, claim)
+                return
+            if time.monotonic() - renewed >= self.lease_s / 3:
+                renewed = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.store.renew, claim, self.lease_s)
+                except Exception:  # A passing database error: the next renewal may succeed.
+                    log.exception("renewing a job claim failed")
 
     async def _work(self, claim: Claim) -> tuple[list[Outcome], list[PipelineError]]:
         from pipeline.serving.censorer import Upload
