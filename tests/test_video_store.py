@@ -4,7 +4,10 @@ before the record says done, and listed newest first, a page at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,3 +91,33 @@ def test_a_video_whose_worker_stopped_renewing_is_taken_by_another_replica(place
         assert taken is not None and taken.id == record.id
         with store.claim() as other:
             assert other is None, "the new lease holds"
+
+
+def test_a_worker_told_to_stop_gives_its_video_back_queued_at_once(place, tmp_path):
+    """SIGTERM mid-video (a restart, a rolling update): the work is dropped and the video queued
+    again for another worker now, not when the lease runs out (shared) or the process dies."""
+    from pipeline.config import Settings
+    from pipeline.serving.videos import VideoRunner
+
+    store, replica = replicas(place, tmp_path)
+    record = add(store, b"\x00\x00\x00\x18ftypmp42 stopped half way")
+
+    async def never_ready():
+        await asyncio.Event().wait()  # The model services never answer: the worker is mid-video.
+
+    runner = VideoRunner(store, never_ready, Settings())
+    stop = threading.Event()
+
+    async def stop_mid_video() -> tuple[str, bool, float]:
+        working = asyncio.get_running_loop().create_task(runner.step(stop.is_set))
+        while replica.get(record.id).state != "working":
+            await asyncio.sleep(0.05)
+        stop.set()
+        started = time.monotonic()
+        worked = await working
+        return replica.get(record.id).state, worked, time.monotonic() - started
+
+    state, worked, took = asyncio.run(stop_mid_video())
+    assert (state, worked) == ("queued", True) and took < 3, (state, worked, took)
+    with replica.claim() as taken:
+        assert taken is not None and taken.id == record.id, "another worker takes it at once"

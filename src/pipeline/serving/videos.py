@@ -58,24 +58,34 @@ class VideoRunner:
     async def run(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
             try:
-                worked = await self.step()
+                worked = await self.step(stopping)
             except Exception:  # Kept alive whatever happens; the video waits for the next try.
                 log.exception("video runner step failed")
                 worked = False
             if not worked:
                 await asyncio.sleep(self.idle_s)
 
-    async def step(self) -> bool:
-        """Take one waiting video and censor it; False when none was waiting."""
+    async def step(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Take one waiting video and censor it; False when none was waiting. Once `stopping`
+        (SIGTERM), the work is dropped and the video given back, queued, for another worker to
+        take at once (not when its lease runs out)."""
         claim = self.store.claim()
         record: VideoRecord | None = await to_thread.run_sync(claim.__enter__)
         try:
             if record is None:
                 return False
             await to_thread.run_sync(self.store.save, record.model_copy(update={"state": "working"}))
-            record = await self._censor(record)
+            censoring = asyncio.get_running_loop().create_task(self._censor(record))
+            while not censoring.done() and not stopping():
+                await asyncio.wait({censoring}, timeout=0.25)
+            if not censoring.done():
+                censoring.cancel()
+                await asyncio.gather(censoring, return_exceptions=True)
+                record = record.model_copy(update={"state": "queued", "progress": None})
+            else:
+                record = censoring.result()
             await to_thread.run_sync(self.store.save, record)
-            if record.state == "queued":  # Passing trouble: wait before trying again.
+            if record.state == "queued" and not stopping():  # Passing trouble: wait before trying again.
                 await asyncio.sleep(5)
             return True
         finally:
