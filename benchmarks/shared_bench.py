@@ -16,17 +16,16 @@ are across a network, which adds its round trips to the store floor's figures.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import served_run
+from index_bench import synthetic
 from loadgen import ImageSource, Served
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # The tests' real PostgreSQL and S3 server.
@@ -35,43 +34,18 @@ from shared_stores import S3_ENV, new_bucket, postgres_cluster, s3_server  # noq
 
 def store_floors(stores: dict, count: int, source: ImageSource) -> dict[str, float]:
     """Median milliseconds of one request's store work in each mode, the modes taking turns image
-    by image (so whatever else the machine does weighs on both alike)."""
-    from pipeline.stores.records import Analysis, ImageRecord
-
+    by image (so whatever else the machine does weighs on both alike), on the index benchmark's
+    synthetic records (each its own id)."""
     took: dict[str, list[float]] = {mode: [] for mode in stores}
-    for n in range(count):
+    records = synthetic(count * len(stores))
+    for _ in range(count):
         for mode, store in stores.items():
-            data = source.next()[0] + n.to_bytes(4, "big") + mode.encode()
-            image_id = hashlib.sha256(data).hexdigest()
-            now = datetime.now(UTC)
-            analysis = Analysis(
-                classifier="c:1",
-                segmenter="s:1",
-                classifier_threshold=0.5,
-                segmenter_threshold=0.5,
-                profile="bench",
-                demo=True,
-                dry_run=False,
-                gore_probability=0.9,
-                frame_probabilities=[0.9],
-                classified_at=now,
-            )
-            record = ImageRecord(
-                id=image_id,
-                filename=f"{n}.jpg",
-                format="JPEG",
-                width=800,
-                height=600,
-                frames=1,
-                phash="0" * 16,
-                first_seen=now,
-                analyses={analysis.key: analysis},
-            )
+            record, data = next(records), source.next()[0]
             started = time.perf_counter()
-            store.put_original(image_id, ".jpg", data)
+            store.put_original(record.id, ".jpg", data)
             store.merge(record)
-            store.put_rendering(image_id, "censored-bench.png", data[:20000])
-            store.record(image_id)
+            store.put_rendering(record.id, "censored-bench.png", data[:20000])
+            store.record(record.id)
             took[mode].append((time.perf_counter() - started) * 1000)
     return {mode: statistics.median(values) for mode, values in took.items()}
 

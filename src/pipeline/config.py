@@ -250,11 +250,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def shared(self) -> bool:
-        """Several Censor replicas may run over these stores."""
-        return self.database_url is not None
-
-    @property
     def threads_per_model(self) -> int:
         """On 2 cores one thread each served 65 images/s where the runtimes' own choice gave 51 (`make bench`)."""
         return self.model_threads or max(1, ((os.cpu_count() or 2) - 1) // 2)

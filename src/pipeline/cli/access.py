@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import console, fail, typer_group
-from pipeline.config import get_settings
+from pipeline.cli.common import console, fail, service_tables, typer_group
 
 tokens_app = typer_group("API tokens of the service: create, list, revoke (stored hashed in the data directory).")
 DataDirOption = Annotated[
@@ -24,8 +23,7 @@ DataDirOption = Annotated[
 def _store(data_dir: Path | None):
     from pipeline.stores.access import AccessStore
 
-    settings = get_settings()  # An explicit folder is that folder; else the service's stores, shared or not.
-    return AccessStore.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
+    return service_tables(AccessStore, data_dir)
 
 
 @tokens_app.command("create")

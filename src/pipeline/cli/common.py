@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.markup import escape
 
 from pipeline.errors import PipelineError, WeightsUnavailable
 from pipeline.profiles import EncoderWeights, Profile, load_profile
+
+if TYPE_CHECKING:
+    from pipeline.stores.database import TableStore
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -70,3 +73,15 @@ def profile_named(name: str | None) -> Profile:
 
 def typer_group(help_text: str) -> typer.Typer:
     return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+Tables = TypeVar("Tables", bound="TableStore")
+
+
+def service_tables(store: type[Tables], data_dir: Path | None) -> Tables:
+    """A table store (tokens, people) where the service keeps it: an explicit folder is that
+    folder; else the shared database when GORE_DATABASE_URL is set, else $GORE_DATA_DIR."""
+    from pipeline.config import get_settings
+
+    settings = get_settings()
+    return store.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)

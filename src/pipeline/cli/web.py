@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import console, fail, typer_group
+from pipeline.cli.common import console, fail, service_tables, typer_group
 from pipeline.config import get_settings
 
 users_app = typer_group(
@@ -27,16 +27,13 @@ SHELL = "gore-censor users (shell)"
 def _people(data_dir: Path | None):
     from pipeline.stores.people import People
 
-    settings = get_settings()  # An explicit folder is that folder; else the service's stores, shared or not.
-    return People.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
+    return service_tables(People, data_dir)
 
 
 def _audit(data_dir: Path | None, action: str, detail: str) -> None:
     from pipeline.stores.access import AccessStore
 
-    settings = get_settings()
-    store = AccessStore.open(data_dir or settings.data_dir, None if data_dir else settings.database_url)
-    store.audit(SHELL, action, detail=detail)
+    service_tables(AccessStore, data_dir).audit(SHELL, action, detail=detail)
 
 
 def _password(password_file: Path | None) -> str:

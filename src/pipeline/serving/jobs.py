@@ -71,8 +71,7 @@ class JobRunner:
         try:
             rows, errors = await self._work(claim)
         except BaseException:  # Cancelled mid-chunk: the items go back now, to any worker, rather
-            keeping.cancel()  # than when the lease runs out.
-            self._release(claim)
+            self._release(claim)  # than when the lease runs out.
             raise
         finally:
             keeping.cancel()

@@ -22,6 +22,7 @@ the serving pipeline, not the web app (tests/test_layout.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ class Shared:
         if settings.database_url is None:
             return None
         return cls(settings.database_url, settings.object_store, settings.s3_endpoint_url, settings.lease_s)
+
+    @cached_property
+    def database(self) -> PostgresDatabase:
+        return PostgresDatabase(self.database_url)
+
+    @cached_property
+    def bucket(self) -> S3Objects:
+        """The object store, made sure of once (it is made if missing) for every store that uses it."""
+        objects = S3Objects.from_url(self.object_store, self.s3_endpoint_url)
+        objects.ensure_bucket()
+        return objects
 
 
 @dataclass(frozen=True)
@@ -91,17 +103,13 @@ class Stores:
 def open_images(data_dir: Path, gallery: GalleryIndex, shared: Shared | None) -> FileSystemStore | SharedImageStore:
     if shared is None:
         return FileSystemStore(data_dir, index=gallery)
-    objects = S3Objects.from_url(shared.object_store, shared.s3_endpoint_url)
-    objects.ensure_bucket()
-    return SharedImageStore(PostgresDatabase(shared.database_url), objects, index=gallery)
+    return SharedImageStore(shared.database, shared.bucket, index=gallery)
 
 
 def open_videos(data_dir: Path, shared: Shared | None) -> VideoStore:
     if shared is None:
         return VideoStore(data_dir)
-    objects = S3Objects.from_url(shared.object_store, shared.s3_endpoint_url)
-    objects.ensure_bucket()
-    return SharedVideoStore(data_dir, PostgresDatabase(shared.database_url), objects, shared.lease_s)
+    return SharedVideoStore(data_dir, shared.database, shared.bucket, shared.lease_s)
 
 
 def image_store(

@@ -127,6 +127,8 @@ class SharedVideoStore(VideoStore):
         return path
 
     def original(self, video_id: str) -> Path:
+        for path in self.folder(video_id).glob("original.*"):  # This replica's copy (placed whole).
+            return path
         for name in self.objects.names(self._name(video_id, "original.")):
             return self._local(video_id, name, "original" + Path(name).suffix)
         raise NotFound(f"no video with id {video_id}")
