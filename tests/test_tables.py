@@ -4,9 +4,12 @@ SQL, the same answers, and the same guarantees when several processes (or replic
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from contextlib import closing
 from pathlib import Path
 
 from pipeline.stores.access import AccessStore
@@ -16,19 +19,26 @@ from pipeline.stores.people import People
 
 
 def at_once(count: int, work) -> list:
-    """`work(n)` in `count` threads started together; their answers, in order."""
+    """`work(n)` in `count` threads started together; their answers, in order. What a thread raised
+    fails the caller (left to the thread, it would be only a warning, and the race would hide)."""
     answers: list = [None] * count
+    raised: list[Exception] = []
     start = threading.Barrier(count)
 
     def run(n: int) -> None:
         start.wait()
-        answers[n] = work(n)
+        try:
+            answers[n] = work(n)
+        except Exception as error:
+            raised.append(error)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if raised:
+        raise ExceptionGroup(f"{len(raised)} of {count} threads raised", raised)
     return answers
 
 
@@ -46,6 +56,50 @@ def test_replicas_starting_at_once_make_one_first_admin_token(place):
     made = at_once(6, lambda n: AccessStore(place.tables("access.db")).ensure_first_admin())
     assert sum(1 for m in made if m is not None) == 1, "exactly one replica prints a first admin token"
     assert len(AccessStore(place.tables("access.db")).tokens()) == 1
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from pipeline.stores.access import SCHEMA
+from pipeline.stores.database import SQLiteDatabase
+print("ready", flush=True)
+for line in sys.stdin:
+    path, at = line.rstrip("\\n").split("\\t")
+    time.sleep(max(0.0, float(at) - time.time()))
+    try:
+        SQLiteDatabase(Path(path), SCHEMA)
+        print("opened", flush=True)
+    except Exception as error:
+        print(repr(error), flush=True)
+"""
+
+
+def test_processes_opening_a_fresh_sqlite_file_at_once_all_open_it(tmp_path):
+    """Replicas (or workers) starting together on an empty data directory: none may fail with
+    "database is locked" on the switch to WAL or the schema. Eight processes, each told the same
+    fresh file and the same instant to open it, a few times over."""
+    openers = [
+        subprocess.Popen([sys.executable, "-c", OPENER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    try:
+        assert [opener.stdout.readline() for opener in openers] == ["ready\n"] * 8
+        for n in range(15):
+            path, at = tmp_path / f"{n}" / "access.db", time.time() + 0.05
+            for opener in openers:
+                opener.stdin.write(f"{path}\t{at}\n")
+                opener.stdin.flush()
+            assert [opener.stdout.readline().strip() for opener in openers] == ["opened"] * 8, f"round {n}"
+            with closing(sqlite3.connect(path)) as db:
+                assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            assert {"tokens", "audit"} <= tables
+    finally:
+        for opener in openers:
+            opener.stdin.close()
+        for opener in openers:
+            opener.wait(timeout=30)
 
 
 def test_a_daily_limit_holds_when_reveals_come_at_once(place):

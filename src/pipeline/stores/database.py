@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from pipeline.errors import StoreFull, Unavailable
+from pipeline.files.locks import flocked
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | dict[str, Any]
@@ -155,7 +156,10 @@ class SQLiteDatabase(Database):
         from the records (no fsync per commit). `full`: what a full disk means, for the message."""
         self.path, self.durable, self.full = Path(path), durable, full
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self.connect() as db:
+        # Processes opening a fresh file at once take turns: switching to WAL needs an exclusive
+        # lock, and SQLite refuses it at once ("database is locked", no busy timeout) to a
+        # connection that reads while another waits to write, as the schema's first writes can.
+        with flocked(self.path.with_name(self.path.name + ".lock")), self.connect() as db:
             db.raw.executescript("PRAGMA journal_mode = WAL;\n" + schema)
         self.path.chmod(0o600)
 
