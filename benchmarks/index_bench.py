@@ -114,7 +114,7 @@ def main() -> None:
         print(f"\nfile-name search 'IMG_0421' (page 1): {search[0]:.2f} ms median ({search[1]:.2f} worst)")
         rare = timed(lambda: index.page("all", "no-such-name", size=args.page_size), 5)
         print(f"file-name search with no match (scans every row): {rare[0]:.2f} ms median ({rare[1]:.2f} worst)")
-        near = timed(lambda: index.near_duplicates("0123456789abcdef", 6), 5)
+        near = timed(lambda: index.near_by_phash("0123456789abcdef", 6), 5)
         print(f"near-duplicate lookup (every hash compared): {near[0]:.2f} ms median ({near[1]:.2f} worst)")
 
 

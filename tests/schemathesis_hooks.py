@@ -1,7 +1,8 @@
 """Loaded by schemathesis (SCHEMATHESIS_HOOKS) in tests/test_api_contract.py: a file field
 described as binary is only schema-valid as far as the schema can say; the service also needs it
 to be an image. So the generated files are small real images, of the formats we accept, and a
-body of format "video" (POST /videos) is a small real video."""
+body of format "video" (POST /videos) is a small real video, and a hash list (POST
+/admin/hash-lists) is PDQ hashes, a line each (read alike as signals and as HMA's CSV)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,11 @@ def _videos() -> list[bytes]:
 
 
 schemathesis.openapi.format("video", st.sampled_from(_videos()))
+
+
+def _hash_lists() -> list[str]:
+    rng = np.random.default_rng(0)
+    return ["".join(f"{rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex()}\n" for _ in range(n)) for n in (1, 3)]
+
+
+schemathesis.openapi.format("hash-list", st.sampled_from(_hash_lists()))

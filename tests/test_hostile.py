@@ -36,6 +36,7 @@ from attacks import (
     sign_in_attempt,
     signed_in,
     stalled_post,
+    timed,
     unique_red,
 )
 from hostile_files import HOSTILE, gif_growing_canvas
@@ -171,6 +172,34 @@ def test_a_300_mb_json_body_is_refused_with_413_after_reading_at_most_its_limit(
     status, took, sent = raw_post(attacked["url"], "/jobs/", attacked["tokens"]["ingest"], 300, declared)
     assert status == 413 and took < 5, (status, took)
     assert sent < 64 * 2**20, f"{sent:,} bytes went in before the refusal"
+    still_standing(attacked)
+
+
+def test_a_hash_list_past_its_limit_is_refused_with_413_and_a_hostile_one_with_400(attacked):
+    """Hash lists are files from outside: over GORE_HASH_LIST_MAX_BYTES, 413 after reading at most
+    its limit; not UTF-8, a line of a megabyte, binary junk, a CSV field across lines: a 400 that
+    says what, and no list made."""
+    admin = attacked["tokens"]["admin"]
+    status, took, sent = raw_post(attacked["url"], "/admin/hash-lists?name=big&source=s&label=gore", admin, 300, True)
+    assert status == 413 and took < 5, (status, took)
+    assert sent < 64 * 2**20, f"{sent:,} bytes went in before the refusal"
+    good = "pdq " + "ab" * 32 + "\n"
+    for body, fmt, says in (
+        (good.encode() + b"\xff\xfe not utf-8\n", "signals", "UTF-8"),
+        ((good + "pdq " + "a" * 1_000_000 + "\n").encode(), "signals", "line 2"),
+        (bytes(range(1, 128)) * 100, "signals", "line 1"),
+        (("ab" * 32 + ',1,2,"2026\n-11-01",gore\n').encode(), "hma-csv", "line 1"),
+    ):
+        answer, took = timed(
+            httpx.post,
+            f"{attacked['url']}/admin/hash-lists",
+            params={"name": "hostile", "source": "s", "label": "gore", "format": fmt},
+            content=body,
+            headers={**admin, "Content-Type": "text/plain"},
+            timeout=60,
+        )
+        assert answer.status_code == 400 and says in answer.json()["error"] and took < 5, (answer.text, took)
+    assert httpx.get(f"{attacked['url']}/admin/hash-lists", headers=admin).json() == []
     still_standing(attacked)
 
 

@@ -286,3 +286,34 @@ def test_the_video_list_pages_newest_first_from_small_summaries(tmp_path, censor
     assert store.summaries(limit=1)[0].filename == "v4.mp4"
     with pytest.raises(NotFound):
         store.summaries(after="f" * 64)
+
+
+def test_a_frame_on_a_gore_hash_list_makes_its_segment_gore_and_hidden_whole(censorer, tmp_path):
+    """Known content in a video, the way vPDQ matches: each sampled frame's PDQ hash against the
+    lists. A clip with no red: the classifier alone finds nothing; one of its frames on a gore list
+    makes the time around it a gore segment, and since the segmenter finds nothing there, those
+    frames are hidden whole (fail closed); the rest is shown as it was."""
+    from pipeline.known.matcher import Matcher
+    from pipeline.stores.hash_lists import HashLists, ListEntry
+
+    clip = Clip(seconds=3.0, wound_from_s=50.0, wound_to_s=51.0, audio=False)
+    source = write_clip(tmp_path / "clean.mp4", clip)
+    plain = run(censorer, source, tmp_path / "plain")
+    assert not plain.gore and plain.known == []
+    listed = next(s for s in plain.sampled if s.time_s >= 1.5)
+    assert listed.pdq is not None and listed.pdq.matchable
+
+    lists = HashLists.in_data_dir(tmp_path / "data")
+    lists.create("clips", "a partner", "gore", [ListEntry(hash=listed.pdq.hash)], by="tests")
+    known = VideoCensorer(censorer.models, censorer.limits, Matcher(lists, refresh_s=0).match)
+    result = run(known, source, tmp_path / "known", pad_s=0.5)
+    assert result.gore and [m.list_name for m in result.known] == ["clips"] and result.known[0].distance == 0
+    (segment,) = result.segments
+    assert segment.known == ["clips"] and segment.start_s == segment.end_s == listed.time_s
+    frames = decoded(tmp_path / "known" / result.outputs["video"])
+    for index, pixels in enumerate(frames):
+        t = index / clip.fps
+        if segment.padded_start_s + 0.05 < t < segment.padded_end_s - 0.05:
+            assert pixels.max() < 40, f"frame {index} at {t:.2f} s is inside the listed segment: hidden"
+        elif not segment.padded_start_s - 0.05 <= t <= segment.padded_end_s + 0.05:
+            assert pixels.mean() > 40, f"frame {index} at {t:.2f} s is outside it: shown"

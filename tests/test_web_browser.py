@@ -12,7 +12,10 @@ Screenshots go to a temporary folder, and also to $GORE_SCREENSHOTS when it name
 from __future__ import annotations
 
 import io
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -32,10 +35,10 @@ PASSWORD = "a long enough password"
 SIZE = 480
 
 
-def wound_like() -> tuple[np.ndarray, tuple[int, int]]:
+def wound_like(seeds=range(200)) -> tuple[np.ndarray, tuple[int, int]]:
     """A synthetic wound (the demo data's generator) on a synthetic background with no red, big
     enough for the red-pixel models to call gore; and a point inside its red part."""
-    for seed in range(200):
+    for seed in seeds:
         rng = np.random.default_rng(seed)
         image = background(rng, SIZE, {})
         if redness(image).any():
@@ -312,4 +315,117 @@ def test_review_a_video_without_seeing_more_than_asked(served, browser, tmp_path
     page.wait_for_selector(".error")
     assert "daily limit" in page.text_content("main")
     assert not [r for r in requests if "/segments/2/original" in r]
+    context.close()
+
+
+def listed_like() -> np.ndarray:
+    """A synthetic picture with no red (the red-pixel classifier alone says not gore), unlike the
+    other tests' pictures, with enough detail for a PDQ hash of good quality."""
+    from pipeline.known.pdq import pdq_of
+
+    for seed in range(3000, 3200):
+        rng = np.random.default_rng(seed)
+        image = np.ascontiguousarray(background(rng, SIZE, {}))
+        for n in range(10):
+            x, y = (int(v) for v in rng.integers(0, SIZE - 60, 2))
+            cv2.rectangle(image, (x, y), (x + 20 + 4 * n, y + 40), (20 + 8 * n, 200 - 15 * n, 230 - 10 * n), -1)
+        if not redness(image).any() and pdq_of(image).matchable:
+            return image
+    raise AssertionError("no seed made a usable picture")
+
+
+def altered(pixels: np.ndarray) -> bytes:
+    """The picture as it comes back: brighter by 20, re-encoded as JPEG at quality 50."""
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels.astype(int) + 20, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=50)
+    return out.getvalue()
+
+
+def test_known_content_is_gore_by_its_list_and_reviewed_without_a_reveal(served, browser, tmp_path, tmp_path_factory):
+    """A gore list in HMA's CSV makes an altered copy of a listed picture gore (the classifier alone
+    says not gore), censored whole, the list named; a not-gore list uncensors nothing; the list
+    exported imports into a fresh deployment and matches there; the web app shows the known badge
+    and takes the review from the match with nothing revealed."""
+    from pipeline.known.pdq import pdq_of
+
+    url, data_dir = served
+    headers = grant(data_dir, "admin", "ingest", "analyst")
+    listed = listed_like()
+    wound, _ = wound_like(range(50, 400))
+    hma = f"{pdq_of(listed).hash},1001,2002,2026-11-01T00:00:00+00:00,gore media_type_photo\n"
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as api:
+        made = api.post(
+            "/admin/hash-lists",
+            params={"name": "partner-gore", "source": "a partner's HMA bank", "label": "gore", "format": "hma-csv"},
+            content=hma,
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["list"]["size"] == 1
+        nope = f"pdq {pdq_of(wound).hash}\n"
+        params = {"name": "partner-not-gore", "source": "a partner", "label": "not_gore", "format": "signals"}
+        assert api.post("/admin/hash-lists", params=params, content=nope).status_code == 201
+
+        copy = altered(listed)
+        answer = api.post("/censor", files={"image": ("listed copy.jpg", copy, "image/jpeg")})
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["gore_probability"] < result["threshold"], "the classifier alone says not gore"
+        assert result["gore"] is True and result["verdict"] == "gore"
+        (match,) = result["known"]
+        assert (match["list_name"], match["label"], match["source"]) == ("partner-gore", "gore", "a partner's HMA bank")
+        assert match["distance"] <= 31 and "media_type_photo" in match["tags"]
+        censored = np.asarray(Image.open(io.BytesIO(api.get(result["censored"]).content)).convert("RGB"))
+        assert censored.max() == 0 and result["censored_fraction"] == 1.0, "nothing to segment: hidden whole"
+
+        wound_copy = altered(wound)
+        answer = api.post("/censor", files={"image": ("wound copy.jpg", wound_copy, "image/jpeg")}).json()
+        assert answer["known"][0]["label"] == "not_gore" and answer["gore"] is True
+        shown_wound = np.asarray(Image.open(io.BytesIO(api.get(answer["censored"]).content)).convert("RGB"))
+        assert redness(shown_wound).sum() < 0.02 * redness(wound).sum(), "a not-gore list uncensors nothing"
+
+        exported = api.get("/admin/hash-lists/partner-gore/export", params={"format": "hma-csv"})
+        assert exported.status_code == 200 and exported.text.startswith(pdq_of(listed).hash)
+
+    # A fresh deployment imports the exported file and matches the same copy (offline command).
+    fresh = tmp_path / "fresh"
+    (tmp_path / "partner-gore.csv").write_text(exported.text)
+    (tmp_path / "listed copy.jpg").write_bytes(copy)
+    gore_censor = str(Path(sys.executable).with_name("gore-censor"))
+    env = {**os.environ, "GORE_PROFILE": "redtest", "GORE_DATA_DIR": str(fresh)}
+    imported = subprocess.run(
+        [gore_censor, "hashes", "import", str(tmp_path / "partner-gore.csv"), "--name", "from-partner",
+         "--source", "exported by the first deployment", "--label", "gore", "--format", "hma-csv"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    again = subprocess.run(
+        [gore_censor, "censor", str(tmp_path / "listed copy.jpg")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    there = json.loads(again.stdout)
+    assert there["gore"] and there["known"][0]["list_name"] == "from-partner"
+    assert there["known"][0]["distance"] == match["distance"]
+
+    # The web app: the known badge in the gallery, and the review taken from the match.
+    context, page, requests = watched_page(browser)
+    page.goto(f"{url}/app/signin")
+    sign_in(page)
+    tile = page.locator(f".tile[data-id='{result['id']}']")
+    assert tile.get_attribute("data-likely") == "yes" and tile.locator(".known").count() == 1
+    tile.locator("a").click()
+    page.wait_for_selector("#known")
+    assert "Known: on list partner-gore (gore)" in page.text_content("#known")
+    for folder in screenshot_folders(tmp_path_factory):
+        (folder / "detail-known.png").write_bytes(page.screenshot())
+    with page.expect_navigation():
+        page.click("#apply-known")
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as api:
+        record = api.get(f"/images/{result['id']}").json()
+    assert record["review"]["verdict"] == "gore" and record["review"]["by"] == "web:ana"
+    assert "from a known match" in record["review"]["note"]
+    revealing = [r for r in requests if result["id"] in r and r.endswith(("/original", "/blurred", "/patch"))]
+    assert not revealing, "decided without revealing anything"
+    page.goto(f"{url}/app/exposure")
+    assert page.text_content("#exposure .avoided") == "1"
+    assert "reviewed from a known match: gore" in page.text_content("#my-audit")
     context.close()

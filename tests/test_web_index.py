@@ -78,9 +78,9 @@ def test_search_is_by_file_name_and_takes_wildcards_literally(index):
 def test_neighbours_and_near_duplicates(index):
     assert index.neighbour(f"{5:064x}") == f"{4:064x}" and index.neighbour(f"{5:064x}", older=False) == f"{6:064x}"
     assert index.neighbour(f"{0:064x}") is None
-    near = index.near_duplicates(f"{0xFF:016x}", 2)
+    near = index.near_by_phash(f"{0xFF:016x}", 2)
     assert near[0] == f"{4:064x}" and f"{0:064x}" not in near, "0xFF is 8 bits from 0"
-    assert f"{0:064x}" in index.near_duplicates("0" * 16, 0)
+    assert f"{0:064x}" in index.near_by_phash("0" * 16, 0)
 
 
 def test_the_index_is_rebuilt_and_caught_up_from_the_records(place):
@@ -143,3 +143,24 @@ def test_exposure_adds_up_per_user_and_day(place):
     today = people.today(ana.id)
     assert (today.originals, today.patches, today.blurred, today.gore_pixels) == (1, 2, 1, 150)
     assert [d.user for d in people.exposure()] == ["ana"]
+
+
+def test_near_duplicates_are_found_by_pdq_and_records_from_before_pdq_by_phash(place):
+    """PDQ within 31 bits when the record has a hash good enough to match; else its pHash."""
+    from pipeline.stores.records import Pdq
+
+    base = int("ab" * 32, 16)
+
+    def pdq(flips: int, quality: int = 100) -> Pdq:
+        return Pdq(hash=f"{base ^ ((1 << flips) - 1):064x}", quality=quality)
+
+    index = GalleryIndex(place.tables("index.db"), threshold_for=lambda a: 0.5)
+    made = [
+        record(analysis()).model_copy(update={"id": f"{n:064x}", "pdq": p, "phash": f"{n:016x}"})
+        for n, p in enumerate([pdq(0), pdq(10), pdq(31), pdq(32), pdq(3, quality=40), None])
+    ]
+    index.put_many(made)
+    assert index.near_duplicates(made[0], 0) == [f"{n:064x}" for n in (0, 1, 2)], "nearest first; 32 bits is not"
+    assert index.near_duplicates(made[4], 0) == [f"{4:064x}"], "a low-quality hash: by pHash, itself only"
+    older = index.near_duplicates(made[5], 1)
+    assert older == index.near_by_phash(f"{5:016x}", 1) == [f"{n:064x}" for n in (5, 1, 4)], "no PDQ: by pHash"

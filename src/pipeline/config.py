@@ -230,6 +230,26 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="The object store's endpoint for a store other than AWS S3 (Ceph RGW, SeaweedFS, Garage)."
     )
+    known_refresh_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=3600.0,
+        description="Known content: how often each process looks for hash lists imported, added to, enabled or "
+        "disabled (through any replica); a change is matched everywhere within this time.",
+    )
+    known_distance: int = Field(
+        31,
+        ge=0,
+        le=31,
+        description="Known content: PDQ bits an image may differ in from a listed hash and match it (Meta's advice: "
+        "31; the index is exact up to 31).",
+    )
+    hash_list_max_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="Most bytes of a hash list file sent to POST /admin/hash-lists (about 450,000 PDQ hashes; the "
+        "route holds the file twice over while it imports: the CLI reads larger ones as they come).",
+    )
     lease_s: float = Field(
         60.0,
         ge=3.0,

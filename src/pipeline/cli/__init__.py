@@ -1,4 +1,4 @@
-"""`gore-censor`: models, offline censoring, data sets, training, evaluation and active learning.
+"""`gore-censor`: models, offline censoring, data sets, training, evaluation, active learning, hash lists.
 
 One Typer app, a module per command group.
 """
@@ -9,6 +9,7 @@ from pipeline.cli.censor import censor
 from pipeline.cli.common import needs_training_extras, typer_group
 from pipeline.cli.data import data_app
 from pipeline.cli.evaluate import evaluate_app
+from pipeline.cli.hashes import hashes_app
 from pipeline.cli.jobs import job
 from pipeline.cli.models import models_app
 from pipeline.cli.train import train_app
@@ -28,6 +29,7 @@ app.add_typer(tokens_app, name="tokens")
 app.command()(audit)
 app.add_typer(users_app, name="users")
 app.add_typer(index_app, name="index")
+app.add_typer(hashes_app, name="hashes")
 
 
 def main() -> None:

@@ -25,7 +25,10 @@ def video(
     <name>.gore.edl (the gore segments as an edit decision list);
     prints the gore segments. Sampling, padding and limits: the GORE_VIDEO_* settings.
     """
+    from pipeline.known.matcher import Matcher
     from pipeline.serving.local_models import local_model
+    from pipeline.stores import Shared
+    from pipeline.stores.hash_lists import HashLists
     from pipeline.video.censor import VideoCensorer, VideoModels, VideoOptions
     from pipeline.video.decode import VideoLimits
 
@@ -40,7 +43,10 @@ def video(
         )
         models = VideoModels.of(classify, segment, classifier, segmenter, settings.max_batch_size)
         options = VideoOptions.from_settings(settings, classifier.threshold, segmenter.threshold, mute=mute)
-        censorer = VideoCensorer(models, VideoLimits.from_settings(settings))
+        shared = Shared.of(settings)  # The service's hash lists: a listed frame is gore here too.
+        lists = HashLists.open(settings.data_dir, shared.database_url if shared else None)
+        matcher = Matcher(lists, settings.known_refresh_s, settings.known_distance)
+        censorer = VideoCensorer(models, VideoLimits.from_settings(settings), matcher.match)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),

@@ -30,14 +30,17 @@ from pipeline.files import read_inside, read_regular
 from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
+from pipeline.known.matcher import Matcher, known_gore
+from pipeline.known.pdq import pdq_of
 from pipeline.metrics import DROPOUT_PASSES
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.resilience import Admission, with_retries
 from pipeline.serving.schemas import CensorOptions, CensorResult
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores import Shared, image_store
+from pipeline.stores.hash_lists import HashLists, KnownMatch
 from pipeline.stores.images import ImageStore
-from pipeline.stores.records import Analysis, ImageRecord, Segmentation, analysis_key, utc_now
+from pipeline.stores.records import Analysis, ImageRecord, Pdq, Segmentation, analysis_key, utc_now
 from pipeline.uncertainty.served import ClassifierSample, UncertaintyResult, cascade_refusal, summarise
 
 # (N, S, S, 3) uint8 -> (N,) gore probabilities / (N, S, S) pixel probabilities.
@@ -45,6 +48,7 @@ ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
 # (N, S, S, 3) uint8, passes -> the members' inference-dropout draws (a `ClassifierSample` or its JSON).
 SampleCall = Callable[[np.ndarray, int], Awaitable[Any]]
 NO_SAMPLING = "uncertainty needs the Classifier service's inference-dropout passes, which this pipeline lacks"
+PDQ_SIDE = 512  # A JPEG decoded at reduced scale keeps at least this side for its PDQ hash (pipeline.known.pdq).
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class _Job:
     inputs: dict[int, np.ndarray] = field(default_factory=dict)
     """Model input size -> the frames resized to it, made once for both models when sizes match."""
     phash: str = ""
+    pdq: Pdq | None = None
+    known: list[KnownMatch] = field(default_factory=list)
+    """What the enabled hash lists know of this image (pipeline.known)."""
     uncertainty: UncertaintyResult | None = None
 
 
@@ -136,9 +143,12 @@ class Censorer:
         render: bool = False,
         sample: SampleCall | None = None,
     ) -> Censorer:
-        # Indexed as the service indexes, in the stores the service uses.
-        store = image_store(data_dir or settings.data_dir, settings.threshold, Shared.of(settings))
-        views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings))
+        # Indexed as the service indexes, in the stores the service uses, matched against its hash lists.
+        shared = Shared.of(settings)
+        store = image_store(data_dir or settings.data_dir, settings.threshold, shared)
+        lists = HashLists.open(data_dir or settings.data_dir, shared.database_url if shared else None)
+        matcher = Matcher(lists, settings.known_refresh_s, settings.known_distance)
+        views = Views(store, Defaults.from_settings(settings), Limits.from_settings(settings), matcher)
         capacity = Capacity.from_settings(settings)
         passes = settings.uncertainty_passes
         return cls(store, classify, segment, classifier, segmenter, views, capacity, render, sample, passes)
@@ -267,6 +277,7 @@ class Censorer:
                 fresh = []
         if options.uncertainty:
             await self._uncertainty([job for job in jobs if job.id not in failed], options, failed)
+        hashed = await self._known([job for job in jobs if job.id not in failed], failed)
         unsegmented = [
             job
             for job in jobs
@@ -276,6 +287,7 @@ class Censorer:
             and (
                 self._needs_segmentation(job.analysis.gore_probability, options)
                 or (job.uncertainty is not None and job.uncertainty.censors)
+                or known_gore(job.known) is not None
             )
         ]
         for job in unsegmented:
@@ -290,11 +302,32 @@ class Censorer:
             except PipelineError as error:
                 failed.update(dict.fromkeys((job.id for job in unsegmented), error))
                 unsegmented = []
-        changed = {job.id for job in fresh} | {job.id for job in unsegmented}
+        changed = {job.id for job in fresh} | {job.id for job in unsegmented} | hashed
         stored = [job for job in jobs if job.id in changed and job.id not in failed]
         outcomes = await asyncio.gather(*(to_thread.run_sync(self._stored, job) for job in stored))
         failed.update({job.id: error for job, error in zip(stored, outcomes, strict=True) if error is not None})
         return failed
+
+    async def _known(self, jobs: list[_Job], failed: dict[str, PipelineError]) -> set[str]:
+        """Each job's matches on the enabled hash lists, from its PDQ hash: made now for a new image,
+        stored for a known one (an image stored before PDQ is decoded again once for it). Returns
+        the ids whose record gains its PDQ hash here."""
+        hashed: set[str] = set()
+        for job in jobs:
+            if job.pdq is None and job.record is not None:
+                job.pdq = job.record.pdq
+            if job.pdq is None and job.decoded is None:
+                error = await self._decode(job, from_store=True)
+                if error is not None:
+                    failed[job.id] = error
+                    continue
+            if job.record is not None and job.record.pdq is None:
+                hashed.add(job.id)
+        matcher = self.views.matcher
+        for job in jobs:
+            if matcher is not None and job.id not in failed:
+                job.known = await to_thread.run_sync(matcher.match, job.pdq)
+        return hashed
 
     async def _decode(self, job: _Job, from_store: bool = False) -> PipelineError | None:
         """Decode, make the models' inputs and the perceptual hash, in a worker thread."""
@@ -310,11 +343,12 @@ class Censorer:
     def _prepare(self, job: _Job, data: bytes) -> None:
         sizes = {self.classifier.input_size, self.segmenter.input_size}
         # Only the models' copies are needed unless copies are rendered now: a JPEG decodes at reduced scale.
-        at_least = None if self.render else max(sizes)
+        at_least = None if self.render else max(*sizes, PDQ_SIDE)
         job.decoded = decoded = self.views.limits.decode(data, job.filename, at_least)
         for size in sizes:  # One resize when sizes match.
             job.inputs[size] = np.stack([model_input(frame, size) for frame in decoded.frames])
         job.phash = perceptual_hash(job.inputs[self.classifier.input_size][0])  # From the small copy.
+        job.pdq = pdq_of(decoded.frames[0])
 
     def _stored(self, job: _Job) -> PipelineError | None:
         try:
@@ -419,9 +453,11 @@ class Censorer:
             durations_ms=decoded.durations_ms,
             loop=decoded.loop,
             phash=job.phash,
+            pdq=job.pdq,
             first_seen=utc_now(),
         )
-        update = record.model_copy(update={"analyses": {**record.analyses, self.key: job.analysis}})
+        changes = {"analyses": {**record.analyses, self.key: job.analysis}, "pdq": record.pdq or job.pdq}
+        update = record.model_copy(update=changes)
         job.record = self.store.merge(update)
         job.analysis = job.record.analyses[self.key]
 
@@ -441,6 +477,7 @@ class Censorer:
             timings_ms=timings,
             maps=job.maps,
             uncertainty=job.uncertainty,
+            known=job.known,
         )
         if result.gore and self.render:
             for kind in ("censored", "mask"):

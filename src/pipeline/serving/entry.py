@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from pipeline.config import WEB_PREFIX, Settings
 from pipeline.errors import Unavailable
+from pipeline.known.matcher import Matcher
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.access import AccessGuard
 from pipeline.serving.annotation import AnnotationDesk
@@ -66,7 +67,8 @@ class Entry:
     @classmethod
     def from_settings(cls, settings: Settings) -> Entry:
         stores = Stores.open(settings.data_dir, settings.threshold, Shared.of(settings))
-        views = Views(stores.images, Defaults.from_settings(settings), Limits.from_settings(settings))
+        matcher = Matcher(stores.hash_lists, settings.known_refresh_s, settings.known_distance)
+        views = Views(stores.images, Defaults.from_settings(settings), Limits.from_settings(settings), matcher)
         annotation = AnnotationDesk(
             settings.annotation_root,
             settings.data_dir,
@@ -91,10 +93,10 @@ class Entry:
     # ---- wiring ----
 
     def images_app(self) -> Starlette:
-        return images_app(self.store, self.views, self.access)
+        return images_app(self.store, self.views, self.access, self.stores.hash_lists)
 
     def admin_app(self) -> Starlette:
-        return admin_app(self.access)
+        return admin_app(self.access, self.stores.hash_lists, self.settings.hash_list_max_bytes)
 
     def jobs_app(self) -> Starlette:
         return jobs_app(self.jobs, self.settings.jobs_root)
@@ -142,6 +144,7 @@ class Entry:
             "/annotation/labels": MOST_LABEL_BYTES,
             WEB_PREFIX + "/upload/file": limit,
             "/videos/": self.settings.video_max_bytes,
+            "/admin/hash-lists": self.settings.hash_list_max_bytes,
         }
         return [
             (JSONErrors, {"html_prefixes": (WEB_PREFIX + "/",)}),

@@ -105,7 +105,9 @@ def operation(
     body: type[BaseModel] | None = None,
     ok_status: str = "200",
     errors=("400", "401", "403", "404"),
+    request_body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`body`: a JSON body of that model; `request_body`: any other body, as OpenAPI writes it."""
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": list(parameters),
@@ -113,6 +115,8 @@ def operation(
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+    if request_body is not None:
+        operation["requestBody"] = request_body
     return operation
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 
 from pipeline.config import MOST_MARGIN, MOST_UNCERTAINTY_PASSES, CensorStyle
-from pipeline.stores.records import Review, Verdict
+from pipeline.stores.hash_lists import KnownMatch
+from pipeline.stores.records import Pdq, Review, Verdict
 from pipeline.uncertainty.served import UncertaintyResult
 
 DEMO_NOTICE = (
@@ -88,8 +89,12 @@ class CensorResult(BaseModel):
     frames: int = Field(description="Frames of an animation or pages of a TIFF; 1 for a still image.")
     gore_probability: float = Field(ge=0.0, le=1.0, description="The highest of the frames' gore probabilities.")
     frame_probabilities: list[float] = Field(description="Each frame's gore probability, in order.")
-    gore: bool = Field(description="gore_probability >= threshold: blur or withhold this image by default.")
-    verdict: Verdict = Field(description="What a gallery should do: the latest review's verdict, else the models'.")
+    gore: bool = Field(
+        description="gore_probability >= threshold, or a match on a gore hash list: blur or withhold this image."
+    )
+    verdict: Verdict = Field(
+        description="What a gallery should do: the latest review's verdict, else the models' (or a gore list's)."
+    )
     review: Review | None = Field(description="The latest person's review of this image, if any.")
     threshold: float
     seg_threshold: float = Field(description="Pixel probability above which a pixel is censored.")
@@ -101,7 +106,12 @@ class CensorResult(BaseModel):
     )
     mask: str | None = Field(description="URL path of the gore mask (PNG or APNG, 255 = censored), or null.")
     censored_fraction: float | None = Field(description="Share of pixels censored; null when gore is false.")
-    phash: str = Field(description="Perceptual hash of the original's first frame, for grouping near-duplicates.")
+    phash: str = Field(description="64-bit pHash of the original's first frame (older records group by it).")
+    pdq: Pdq | None = Field(description="PDQ hash and quality of the original's first frame (null: older records).")
+    known: list[KnownMatch] = Field(
+        description="Hash lists this image is on (PDQ within 31 bits), nearest first. A match on a gore list makes "
+        "the image gore whatever the models said; not_gore and info matches never remove censoring."
+    )
     models: ModelTags
     profile: str
     demo: bool = Field(description="True when demo models (synthetic training data) made this result.")

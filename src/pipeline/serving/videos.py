@@ -44,7 +44,9 @@ def video_censorer(censorer: Censorer, settings: Settings) -> tuple[VideoCensore
     classifier, segmenter = censorer.classifier, censorer.segmenter
     models = VideoModels.of(classify, segment, classifier, segmenter, settings.max_batch_size)
     options = VideoOptions.from_settings(settings, censorer.threshold, segmenter.threshold)
-    return VideoCensorer(models, VideoLimits.from_settings(settings)), options
+    matcher = censorer.views.matcher  # The hash lists: a listed frame is gore, as a listed image is.
+    known = matcher.match if matcher is not None else None
+    return VideoCensorer(models, VideoLimits.from_settings(settings), known), options
 
 
 class VideoRunner:

@@ -17,6 +17,7 @@ from pipeline.config import CensorStyle, Settings
 from pipeline.imaging.decode import DecodedImage, decode_upload
 from pipeline.imaging.encode import encode_png
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
+from pipeline.known.matcher import Matcher, known_gore
 from pipeline.serving.schemas import (
     DEMO_NOTICE,
     DRY_RUN_NOTICE,
@@ -25,8 +26,9 @@ from pipeline.serving.schemas import (
     ModelTags,
     snap_margin,
 )
+from pipeline.stores.hash_lists import KnownMatch
 from pipeline.stores.images import ImageStore
-from pipeline.stores.records import Analysis, ImageRecord, gore_threshold
+from pipeline.stores.records import Analysis, ImageRecord, Pdq, gore_threshold
 from pipeline.uncertainty.served import UncertaintyResult
 
 Kind = Literal["censored", "mask"]
@@ -97,6 +99,22 @@ class Views:
     store: ImageStore
     defaults: Defaults
     limits: Limits
+    matcher: Matcher | None = None
+    """The hash lists of known content; None: no lists (a test's bare pipeline)."""
+
+    def known(self, record: ImageRecord) -> list[KnownMatch]:
+        """What the enabled hash lists know of this image, now. Blocks: call it in a thread."""
+        if self.matcher is None:
+            return []
+        return [m for m in self.matcher.match(record.pdq) if m.image_id != record.id]  # Not its own review.
+
+    def known_hash(self, pdq: str) -> list[KnownMatch]:
+        """The same for a PDQ hash already known to be good enough to match (the gallery index's)."""
+        return self.matcher.match(Pdq(hash=pdq, quality=100)) if self.matcher is not None else []
+
+    def whole(self, record: ImageRecord) -> bool:
+        """A listed gore image: censored whole when its segmentation finds nothing (fail closed)."""
+        return known_gore(self.known(record)) is not None
 
     def result(
         self,
@@ -108,15 +126,22 @@ class Views:
         timings_ms: dict[str, float] | None = None,
         maps: np.ndarray | None = None,
         uncertainty: UncertaintyResult | None = None,
+        known: list[KnownMatch] | None = None,
     ) -> CensorResult:
         """The answer for `options`. The censoring pipeline segments every image it answers as gore;
         an older analysis read with a lower threshold than it was made for may have no
-        segmentation: then it says gore with no censored copy, and clients withhold the image."""
-        # Uncertainty only ever adds censoring: a vote that could reach the threshold is gore (fail closed).
+        segmentation: then it says gore with no censored copy, and clients withhold the image.
+        `known`: the hash lists' matches (looked up now when not given); a gore match makes it gore."""
+        known = self.known(record) if known is None else known
+        listed = known_gore(known) is not None
+        # Uncertainty and hash lists only ever add censoring (fail closed): a vote that could reach
+        # the threshold is gore, and so is a match on a gore list, whatever the models said.
         gore = analysis.gore_probability >= options.threshold or (uncertainty is not None and uncertainty.censors)
+        gore = gore or listed
         segmented = gore and analysis.segmentation is not None
         review = record.latest_review()
-        model_verdict = "gore" if analysis.gore_probability >= self.defaults.threshold_for(analysis) else "not_gore"
+        model_gore = analysis.gore_probability >= self.defaults.threshold_for(analysis) or listed
+        model_verdict = "gore" if model_gore else "not_gore"
         return CensorResult(
             id=record.id,
             filename=filename or record.filename,
@@ -136,10 +161,12 @@ class Views:
             if segmented
             else None,
             mask=f"/images/{record.id}/mask?margin={options.margin:g}" if segmented else None,
-            censored_fraction=round(self.censored_fraction(record, analysis, options.margin, maps), 6)
+            censored_fraction=round(self.censored_fraction(record, analysis, options.margin, maps, listed), 6)
             if segmented
             else None,
             phash=record.phash,
+            pdq=record.pdq,
+            known=known,
             models=ModelTags(classifier=analysis.classifier, segmenter=analysis.segmenter),
             profile=analysis.profile,
             demo=analysis.demo,
@@ -153,25 +180,39 @@ class Views:
     # ---- renderings ----
 
     def _keeps(
-        self, record: ImageRecord, analysis: Analysis, margin: float, maps: np.ndarray | None = None
+        self,
+        record: ImageRecord,
+        analysis: Analysis,
+        margin: float,
+        maps: np.ndarray | None = None,
+        whole: bool = False,
     ) -> list[np.ndarray]:
         """Each frame's keep mask at the original's size (1 kept, 0 censored); from `maps` (uint8,
-        as stored) when given, else from the store."""
+        as stored) when given, else from the store. `whole`: when no pixel of any frame is
+        censored, every pixel is (a listed gore image the segmenter finds nothing in)."""
         assert analysis.segmentation is not None
         if maps is None:
             maps = self.store.maps(record.id, analysis.segmentation.maps)
         maps = maps.astype(np.float32) / 255.0
         threshold = self.defaults.seg_threshold_for(analysis)
-        return [full_size_mask(keep_mask(m, threshold), record.height, record.width, margin) for m in maps]
+        keeps = [full_size_mask(keep_mask(m, threshold), record.height, record.width, margin) for m in maps]
+        if whole and all(keep.min() > 0 for keep in keeps):
+            keeps = [np.zeros_like(keep) for keep in keeps]
+        return keeps
 
     def censored_fraction(
-        self, record: ImageRecord, analysis: Analysis, margin: float, maps: np.ndarray | None = None
+        self,
+        record: ImageRecord,
+        analysis: Analysis,
+        margin: float,
+        maps: np.ndarray | None = None,
+        whole: bool = False,
     ) -> float:
-        return float(np.mean([1.0 - keep.mean() for keep in self._keeps(record, analysis, margin, maps)]))
+        return float(np.mean([1.0 - keep.mean() for keep in self._keeps(record, analysis, margin, maps, whole)]))
 
-    def name(self, analysis: Analysis, kind: Kind, style: CensorStyle, margin: float) -> str:
+    def name(self, analysis: Analysis, kind: Kind, style: CensorStyle, margin: float, whole: bool = False) -> str:
         decided_by = f"{analysis.key}|{self.defaults.seg_threshold_for(analysis):.6f}|{margin:.4f}|"
-        decided_by += f"{style if kind == 'censored' else ''}|{RENDERING_VERSION}"
+        decided_by += f"{style if kind == 'censored' else ''}|{RENDERING_VERSION}" + ("|whole" if whole else "")
         return f"{kind}-{hashlib.sha256(decided_by.encode()).hexdigest()[:32]}.png"
 
     def rendering(
@@ -185,11 +226,12 @@ class Views:
     ) -> bytes:
         """The PNG (APNG for several frames), from the store or made now and kept."""
         margin = snap_margin(margin)  # Kept per margin: only the grid's, so never more than a few per image.
-        name = self.name(analysis, kind, style, margin)
+        whole = self.whole(record)
+        name = self.name(analysis, kind, style, margin, whole)
         cached = self.store.rendering(record.id, name)
         if cached is not None:
             return cached
-        keeps = self._keeps(record, analysis, margin)
+        keeps = self._keeps(record, analysis, margin, whole=whole)
         if kind == "mask":
             frames = [((1 - keep) * 255).astype(np.uint8) for keep in keeps]
         else:

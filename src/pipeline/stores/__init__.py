@@ -8,6 +8,7 @@ Embedded (the default: nothing to install), all under one data directory:
                   (people.py, passwords.py)
     jobs.db       collection jobs and their items (jobs.py)
     annotation.db the labels people gave on the labelling page (labels.py)
+    hash_lists.db hash lists of known content, imported and made from our reviews (hash_lists.py)
     videos/       videos sent, their state, censored copies and timelines (videos.py)
 
 Shared (`GORE_DATABASE_URL` and `GORE_OBJECT_STORE`), for several Censor replicas: the same
@@ -29,6 +30,7 @@ from typing import Any
 from pipeline.stores.access import AccessStore
 from pipeline.stores.database import PostgresDatabase
 from pipeline.stores.gallery import GalleryIndex
+from pipeline.stores.hash_lists import HashLists
 from pipeline.stores.images import FileSystemStore, ImageStore
 from pipeline.stores.jobs import JobStore
 from pipeline.stores.labels import LabelDecisions
@@ -78,6 +80,7 @@ class Stores:
     jobs: JobStore
     labels: LabelDecisions
     videos: VideoStore
+    hash_lists: HashLists
     shared: bool = False
 
     @classmethod
@@ -96,6 +99,7 @@ class Stores:
             jobs=JobStore.open(data_dir, url),
             labels=LabelDecisions.open(data_dir, url),
             videos=open_videos(data_dir, shared),
+            hash_lists=HashLists.open(data_dir, url),
             shared=shared is not None,
         )
 

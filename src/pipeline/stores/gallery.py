@@ -54,6 +54,7 @@ class IndexRow(BaseModel):
     model_gore: bool = Field(description="The models' verdict at the deployment's threshold when indexed.")
     verdict: Verdict = Field(description="The latest review's verdict, else the models'.")
     reviewed: bool
+    pdq: str | None = Field(None, description="The image's PDQ hash when good enough to match (quality > 49).")
 
     @property
     def cursor(self) -> str:
@@ -87,7 +88,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY, filename TEXT NOT NULL, seq INTEGER NOT NULL,
     gore_probability REAL NOT NULL, model_gore INTEGER NOT NULL, verdict TEXT NOT NULL,
-    reviewed INTEGER NOT NULL, phash INTEGER NOT NULL);
+    reviewed INTEGER NOT NULL, phash INTEGER NOT NULL, pdq TEXT);
 CREATE INDEX IF NOT EXISTS by_time ON images (seq, id);
 CREATE INDEX IF NOT EXISTS by_verdict ON images (verdict, seq, id);
 CREATE INDEX IF NOT EXISTS by_reviewed ON images (reviewed, seq, id);
@@ -100,6 +101,7 @@ class GalleryIndex:
         # The records are the truth and the index is rebuilt from them, so a power cut may lose
         # its last rows: no fsync per write on the censoring path (WAL keeps the file whole).
         self.database = open_database(where, SCHEMA, durable=False, full="the gallery index cannot grow")
+        self.database.add_columns("images", {"pdq": "TEXT"})  # Indexes made before PDQ.
         self.path = getattr(self.database, "path", None)
         self.threshold_for = threshold_for
         """The deployment's gore threshold for an analysis (the gallery's verdicts use it)."""
@@ -132,17 +134,18 @@ class GalleryIndex:
             verdict,
             int(review is not None),
             _signed(record.phash or "0"),
+            record.pdq.hash if record.pdq is not None and record.pdq.matchable else None,
         )
 
     def put_many(self, records: Iterable[ImageRecord]) -> int:
         rows = [values for values in map(self._values, records) if values is not None]
         with self.database.connect() as db:
             db.executemany(
-                "INSERT INTO images (id, filename, seq, gore_probability, model_gore, verdict, reviewed, phash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO images (id, filename, seq, gore_probability, model_gore, verdict, reviewed, phash, pdq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "filename = excluded.filename, seq = excluded.seq, gore_probability = excluded.gore_probability, "
                 "model_gore = excluded.model_gore, verdict = excluded.verdict, reviewed = excluded.reviewed, "
-                "phash = excluded.phash",
+                "phash = excluded.phash, pdq = excluded.pdq",
                 rows,
             )
         return len(rows)
@@ -190,6 +193,7 @@ class GalleryIndex:
             model_gore=bool(row["model_gore"]),
             verdict=row["verdict"],
             reviewed=bool(row["reviewed"]),
+            pdq=row["pdq"],
         )
 
     @staticmethod
@@ -237,8 +241,37 @@ class GalleryIndex:
         page = self.page(kind, search, **({"after": cursor} if older else {"before": cursor}), size=1)
         return page.rows[0].id if page.rows else None
 
-    def near_duplicates(self, phash: str, distance: int, most: int = 1000) -> list[str]:
-        """Ids whose perceptual hash differs from `phash` in at most `distance` bits (itself included),
+    def near_duplicates(self, record: ImageRecord, phash_distance: int, pdq_distance: int = 31) -> list[str]:
+        """Ids of the record's near-duplicates (itself included), nearest first: by PDQ when the
+        record has a PDQ hash good enough to match, else (records from before PDQ) by pHash."""
+        if record.pdq is not None and record.pdq.matchable:
+            return self.near_by_pdq(record.pdq.hash, pdq_distance)
+        return self.near_by_phash(record.phash, phash_distance)
+
+    def near_by_pdq(self, pdq: str, distance: int, most: int = 1000) -> list[str]:
+        """Ids whose PDQ hash differs from `pdq` in at most `distance` bits, nearest first."""
+        target = int(pdq, 16)
+        with self.database.connect() as db:
+            if db.dialect == "sqlite":
+                db.raw.create_function(
+                    "pdq_apart", 1, lambda p: (int(p, 16) ^ target).bit_count() if p else 999, deterministic=True
+                )
+                rows = db.execute(
+                    "SELECT id, pdq_apart(pdq) AS d FROM images WHERE pdq IS NOT NULL AND pdq_apart(pdq) <= ? "
+                    "ORDER BY d, id LIMIT ?",
+                    (distance, most),
+                ).fetchall()
+            else:  # PostgreSQL 14+: the two hashes as bit(256), XOR, set bits counted.
+                apart = "bit_count(('x' || pdq)::bit(256) # ('x' || ?)::bit(256))"
+                rows = db.execute(
+                    f"SELECT id, {apart} AS d FROM images WHERE pdq IS NOT NULL AND {apart} <= ? "
+                    "ORDER BY d, id LIMIT ?",
+                    (pdq, pdq, distance, most),
+                ).fetchall()
+        return [row["id"] for row in rows]
+
+    def near_by_phash(self, phash: str, distance: int, most: int = 1000) -> list[str]:
+        """Ids whose 64-bit pHash differs from `phash` in at most `distance` bits (itself included),
         nearest first. Every hash is compared inside the database, so only the matches come back."""
         target = int(phash, 16) % U64
         with self.database.connect() as db:

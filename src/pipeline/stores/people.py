@@ -71,6 +71,7 @@ class ExposureDay(BaseModel):
     gore_pixels: int = Field(description="Censored (likely-gore) pixels those reveals uncovered, in original pixels.")
     blurred_seconds: float = Field(0.0, description="Seconds of video gore segments shown blurred and greyed.")
     gore_seconds: float = Field(0.0, description="Seconds of video gore segments revealed sharp, after confirmation.")
+    avoided: int = Field(0, description="Reveals avoided: reviews given from a hash list's match, nothing revealed.")
 
 
 def _digest(secret: str) -> str:
@@ -96,7 +97,7 @@ CREATE INDEX IF NOT EXISTS patches_user_image ON patches (user_id, image_id);
 CREATE TABLE IF NOT EXISTS exposure (
     user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred INTEGER NOT NULL DEFAULT 0,
     originals INTEGER NOT NULL DEFAULT 0, patches INTEGER NOT NULL DEFAULT 0,
-    gore_pixels INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
+    gore_pixels INTEGER NOT NULL DEFAULT 0, avoided INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
 CREATE TABLE IF NOT EXISTS video_exposure (
     user_id INTEGER NOT NULL, day TEXT NOT NULL, blurred_seconds REAL NOT NULL DEFAULT 0,
     gore_seconds REAL NOT NULL DEFAULT 0, PRIMARY KEY (user_id, day));
@@ -105,6 +106,7 @@ CREATE TABLE IF NOT EXISTS video_exposure (
 
 class People(TableStore):
     FILE, SCHEMA = DATABASE, SCHEMA
+    COLUMNS = {"exposure": {"avoided": "INTEGER NOT NULL DEFAULT 0"}}
 
     # ---- users ----
 
@@ -330,16 +332,25 @@ class People(TableStore):
     # ---- exposure ----
 
     def count_exposure(
-        self, user_id: int, *, blurred: int = 0, originals: int = 0, patches: int = 0, gore_pixels: int = 0
+        self,
+        user_id: int,
+        *,
+        blurred: int = 0,
+        originals: int = 0,
+        patches: int = 0,
+        gore_pixels: int = 0,
+        avoided: int = 0,
     ) -> None:
+        """`avoided`: reviews given from a hash list's match, without any reveal of the image."""
         with self.database.connect() as db:
             db.execute(
-                "INSERT INTO exposure (user_id, day, blurred, originals, patches, gore_pixels) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO exposure (user_id, day, blurred, originals, patches, gore_pixels, avoided) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id, day) DO UPDATE SET blurred = exposure.blurred + excluded.blurred, "
                 "originals = exposure.originals + excluded.originals, patches = exposure.patches + excluded.patches, "
-                "gore_pixels = exposure.gore_pixels + excluded.gore_pixels",
-                (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels),
+                "gore_pixels = exposure.gore_pixels + excluded.gore_pixels, "
+                "avoided = exposure.avoided + excluded.avoided",
+                (user_id, utc_now().date().isoformat(), blurred, originals, patches, gore_pixels, avoided),
             )
 
     def count_blurred_seconds(self, user_id: int, seconds: float) -> None:
@@ -381,7 +392,7 @@ class People(TableStore):
             "WITH days AS (SELECT user_id, day FROM exposure UNION SELECT user_id, day FROM video_exposure) "
             "SELECT u.name AS user, d.day, COALESCE(e.blurred, 0) AS blurred, "
             "COALESCE(e.originals, 0) AS originals, COALESCE(e.patches, 0) AS patches, "
-            "COALESCE(e.gore_pixels, 0) AS gore_pixels, "
+            "COALESCE(e.gore_pixels, 0) AS gore_pixels, COALESCE(e.avoided, 0) AS avoided, "
             "COALESCE(v.blurred_seconds, 0) AS blurred_seconds, COALESCE(v.gore_seconds, 0) AS gore_seconds, "
             "(SELECT COUNT(DISTINCT p.image_id) FROM patches p WHERE p.user_id = d.user_id "
             "AND substr(p.at, 1, 10) = d.day) AS patched_images FROM days d "

@@ -56,6 +56,20 @@ class Analysis(BaseModel):
         return self
 
 
+PDQ_LOW_QUALITY = 49  # Meta's advice: a PDQ hash of this quality or less is discarded (pipeline.known.pdq).
+
+
+class Pdq(BaseModel):
+    """An image's PDQ hash (pipeline.known.pdq makes it)."""
+
+    hash: str = Field(description="PDQ hash, 64 hexadecimal digits (ThreatExchange/HMA order).")
+    quality: int = Field(ge=0, le=100, description=f"PDQ quality; {PDQ_LOW_QUALITY} or less is never matched.")
+
+    @property
+    def matchable(self) -> bool:
+        return self.quality > PDQ_LOW_QUALITY
+
+
 class Review(BaseModel):
     """A person's verdict on an image: an audited override of the models' verdict."""
 
@@ -74,7 +88,8 @@ class ImageRecord(BaseModel):
     frames: int = Field(description="Frames of an animation or pages of a TIFF; 1 for a still image.")
     durations_ms: list[int] = Field(default_factory=list, description="Each frame's display time (animations).")
     loop: int = 0
-    phash: str = Field(description="Perceptual hash of the first frame, for grouping near-duplicates.")
+    phash: str = Field(description="64-bit pHash of the first frame (records from before PDQ group by it).")
+    pdq: Pdq | None = Field(None, description="PDQ hash of the first frame: near-duplicates, hash lists.")
     first_seen: datetime
     analyses: dict[str, Analysis] = Field(default_factory=dict)
     reviews: list[Review] = Field(default_factory=list)
@@ -92,7 +107,8 @@ class ImageRecord(BaseModel):
             analyses[key] = analyses[key].gained(analysis) if key in analyses else analysis
         known = {(r.at, r.by, r.verdict) for r in self.reviews}
         reviews = self.reviews + [r for r in other.reviews if (r.at, r.by, r.verdict) not in known]
-        return self.model_copy(update={"analyses": analyses, "reviews": sorted(reviews, key=lambda r: r.at)})
+        update = {"analyses": analyses, "reviews": sorted(reviews, key=lambda r: r.at), "pdq": self.pdq or other.pdq}
+        return self.model_copy(update=update)
 
 
 def analysis_key(classifier: str, segmenter: str) -> str:

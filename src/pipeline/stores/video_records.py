@@ -14,6 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pipeline.stores.hash_lists import KnownMatch
+from pipeline.stores.records import Pdq
+
 VideoState = Literal["queued", "working", "done", "failed"]
 
 
@@ -22,6 +25,8 @@ class SampledFrame(BaseModel):
     time_s: float
     probability: float = Field(ge=0.0, le=1.0, description="The classifier's gore probability for this frame.")
     scene_cut: bool = Field(description="Classified because a new shot starts here, not for the steady rate.")
+    pdq: Pdq | None = Field(None, description="The frame's PDQ hash (vPDQ's way: PDQ of sampled frames).")
+    known: KnownMatch | None = Field(None, description="A gore hash list's match: the frame is gore, whatever p.")
 
 
 class GoreSegment(BaseModel):
@@ -30,6 +35,10 @@ class GoreSegment(BaseModel):
     peak_probability: float
     padded_start_s: float = Field(description="Where masking starts: the segment widened by the padding.")
     padded_end_s: float
+    known: list[str] = Field(
+        default_factory=list,
+        description="Gore hash lists a frame of it matched: a frame there with no mask is hidden whole.",
+    )
 
 
 class VideoResult(BaseModel):
@@ -50,7 +59,10 @@ class VideoResult(BaseModel):
     classifier: str
     segmenter: str
     threshold: float
-    gore: bool = Field(description="Some sampled frame reached the threshold.")
+    gore: bool = Field(description="Some sampled frame reached the threshold, or matched a gore hash list.")
+    known: list[KnownMatch] = Field(
+        default_factory=list, description="Hash list matches of sampled frames, the nearest per list."
+    )
     gore_seconds: float = Field(description="Seconds of video inside the padded gore segments.")
     segments: list[GoreSegment]
     sampled: list[SampledFrame]

@@ -29,15 +29,20 @@ from pipeline.files import open_inside
 from pipeline.files.reading import CHUNK_BYTES
 from pipeline.imaging.mask import apply_mask, full_size_mask, keep_mask
 from pipeline.imaging.model_input import model_input
+from pipeline.known.pdq import pdq_of
 from pipeline.model_store.metadata import ModelInfo
+from pipeline.stores.hash_lists import KnownMatch
+from pipeline.stores.records import Pdq
 from pipeline.stores.video_records import GoreSegment, SampledFrame, VideoResult
 from pipeline.video.decode import Frame, VideoLimits, VideoReader
 from pipeline.video.encode import VideoWriter
 from pipeline.video.markers import gore_edl
 from pipeline.video.masks import FrameMask, HeldMasks
-from pipeline.video.timeline import Sampler, inside, segments
+from pipeline.video.timeline import Sampler, inside, inside_known, segments
 
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+Known = Callable[[Pdq], list[KnownMatch]]
+"""A PDQ hash -> the enabled hash lists' matches (pipeline.known.matcher.Matcher.match); blocks."""
 Progress = Callable[[str, float, float | None], None]
 """(phase: "analyse" or "mask", seconds of video done, seconds in all when known): called as work goes on."""
 CHUNK_PIXELS = 100_000_000
@@ -136,8 +141,9 @@ def file_id(path: Path, max_bytes: int, filename: str) -> str:
 
 
 class VideoCensorer:
-    def __init__(self, models: VideoModels, limits: VideoLimits):
-        self.models, self.limits = models, limits
+    def __init__(self, models: VideoModels, limits: VideoLimits, known: Known | None = None):
+        """`known`: the hash lists, matched with every sampled frame's PDQ hash (None: no lists)."""
+        self.models, self.limits, self.known = models, limits, known
 
     async def censor(
         self,
@@ -154,6 +160,7 @@ class VideoCensorer:
         started = time.perf_counter()
         video_id = await to_thread.run_sync(file_id, path, self.limits.max_bytes, filename)
         samples, seconds, classify_s = await self._sample(path, filename, options, progress)
+        matches = await to_thread.run_sync(self._match, samples)
         timings = {"analyse": _ms(started), "classify": round(classify_s * 1000, 1)}
         period = 1.0 / options.sample_fps
         found = segments(samples, options.threshold, options.pad_s, gap_s=2.5 * period)
@@ -200,6 +207,7 @@ class VideoCensorer:
             segmenter=self.models.segmenter,
             threshold=options.threshold,
             gore=bool(found),
+            known=matches,
             gore_seconds=round(sum(min(s.padded_end_s, seconds) - s.padded_start_s for s in found), 3),
             segments=found,
             sampled=samples,
@@ -234,7 +242,7 @@ class VideoCensorer:
                     last[:] = [frame.time_s, frame.time_s + 1.0 / (reader.info.fps or 30)]
                     classify, cut = sampler.wants(frame.time_s, frame.pixels)
                     if classify:
-                        wanted.append((frame.index, frame.time_s, cut))
+                        wanted.append((frame.index, frame.time_s, cut, pdq_of(frame.pixels)))
                         inputs.append(model_input(frame.pixels, size))
                         if len(inputs) >= self.models.batch:
                             break
@@ -250,12 +258,26 @@ class VideoCensorer:
                 probabilities = np.clip(np.asarray(answer, np.float64).reshape(-1), 0, 1)
                 progress("analyse", last[0], reader.info.declared_seconds)
                 samples += [
-                    SampledFrame(index=i, time_s=round(t, 6), probability=round(float(p), 6), scene_cut=cut)
-                    for (i, t, cut), p in zip(wanted, probabilities, strict=True)
+                    SampledFrame(index=i, time_s=round(t, 6), probability=round(float(p), 6), scene_cut=cut, pdq=pdq)
+                    for (i, t, cut, pdq), p in zip(wanted, probabilities, strict=True)
                 ]
         if not samples:
             raise _no_frames(filename, reader)
         return samples, last[1], classify_s
+
+    def _match(self, samples: list[SampledFrame]) -> list[KnownMatch]:
+        """Each sampled frame's hash against the lists: a gore match marks the frame (it is gore);
+        the nearest match per list is returned. Blocks: in a worker thread."""
+        nearest: dict[str, KnownMatch] = {}
+        if self.known is None:
+            return []
+        for sample in samples:
+            matches = self.known(sample.pdq) if sample.pdq is not None else []
+            sample.known = next((m for m in matches if m.label == "gore"), None)
+            for match in matches:
+                if match.list_name not in nearest or match.distance < nearest[match.list_name].distance:
+                    nearest[match.list_name] = match
+        return sorted(nearest.values(), key=lambda m: (m.distance, m.label != "gore", m.list_name))
 
     # ---- pass 2: segment, mask, encode ----
 
@@ -358,6 +380,8 @@ class VideoCensorer:
             if inside(frame.time_s, found):
                 shape = pixels.shape[:2]
                 keep = np.zeros(shape, np.uint8) if frame.corrupt else state.held.keep_for(frame.time_s, shape)
+                if keep.all() and inside_known(frame.time_s, found):  # Listed gore, nothing segmented: all of it.
+                    keep = np.zeros(shape, np.uint8)
                 if not keep.any():
                     state.hidden.append(frame.index)
                 if not keep.all():

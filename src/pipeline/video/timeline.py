@@ -38,9 +38,14 @@ class Sampler:
         return steady or cut, cut and not steady
 
 
+def gore(sample: SampledFrame, threshold: float) -> bool:
+    """At or over the threshold, or on a gore hash list (fail closed: a listed frame is gore)."""
+    return sample.probability >= threshold or (sample.known is not None and sample.known.label == "gore")
+
+
 def segments(samples: list[SampledFrame], threshold: float, pad_s: float, gap_s: float) -> list[GoreSegment]:
-    """Gore samples (probability >= threshold) grouped: two join when no more than `gap_s` apart
-    with no non-gore sample between, or when their padded spans touch."""
+    """Gore samples (`gore`) grouped: two join when no more than `gap_s` apart with no non-gore
+    sample between, or when their padded spans touch."""
     found: list[GoreSegment] = []
     run: list[SampledFrame] = []
 
@@ -48,12 +53,14 @@ def segments(samples: list[SampledFrame], threshold: float, pad_s: float, gap_s:
         if run:
             start, end = run[0].time_s, run[-1].time_s
             peak = max(s.probability for s in run)
+            known = sorted({s.known.list_name for s in run if s.known is not None})
             segment = GoreSegment(
                 start_s=start,
                 end_s=end,
                 peak_probability=round(peak, 6),
                 padded_start_s=max(0.0, start - pad_s),
                 padded_end_s=end + pad_s,
+                known=known,
             )
             if found and segment.padded_start_s <= found[-1].padded_end_s:
                 last = found.pop()
@@ -63,12 +70,13 @@ def segments(samples: list[SampledFrame], threshold: float, pad_s: float, gap_s:
                     peak_probability=max(last.peak_probability, segment.peak_probability),
                     padded_start_s=last.padded_start_s,
                     padded_end_s=segment.padded_end_s,
+                    known=sorted({*last.known, *segment.known}),
                 )
             found.append(segment)
             run.clear()
 
     for sample in sorted(samples, key=lambda s: s.time_s):
-        if sample.probability >= threshold:
+        if gore(sample, threshold):
             if run and sample.time_s - run[-1].time_s > gap_s:
                 close()
             run.append(sample)
@@ -81,3 +89,8 @@ def segments(samples: list[SampledFrame], threshold: float, pad_s: float, gap_s:
 def inside(time_s: float, found: list[GoreSegment]) -> bool:
     """Whether a frame at `time_s` is in a padded gore segment."""
     return any(s.padded_start_s - 1e-6 <= time_s <= s.padded_end_s + 1e-6 for s in found)
+
+
+def inside_known(time_s: float, found: list[GoreSegment]) -> bool:
+    """Whether a frame at `time_s` is in a padded segment a gore hash list made or joined."""
+    return any(s.known and s.padded_start_s - 1e-6 <= time_s <= s.padded_end_s + 1e-6 for s in found)

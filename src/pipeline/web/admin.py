@@ -71,7 +71,7 @@ def routes(web: Web) -> list[Route]:
     def exposure(request: Request, person: Person, form) -> Response:
         days = people.exposure(None, days=30)
         totals: dict[str, dict[str, float]] = {}
-        keys = ("blurred", "originals", "patches", "gore_pixels", "blurred_seconds", "gore_seconds")
+        keys = ("blurred", "originals", "patches", "gore_pixels", "blurred_seconds", "gore_seconds", "avoided")
         for day in days:
             total = totals.setdefault(day.user, dict.fromkeys(keys, 0))
             for key in total:

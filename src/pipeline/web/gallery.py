@@ -8,6 +8,10 @@ Reveal steps on an image's page, each written to the audit log and counted as ex
 Partial reveal: press-and-hold on the censored copy asks (POST .../patch) for one square of
 the original; its censored pixels count as revealed gore area. Before step 3, the page never
 names the original's URL: no preload, no hidden image.
+
+Known content: an image on a hash list (or near one this team reviewed) says so in the gallery
+and on its page, and its review can be taken from the match (POST .../review-known) with nothing
+revealed; each such review counts as a reveal avoided.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipeline.errors import Forbidden, InvalidRequest
+from pipeline.errors import Conflict, Forbidden, InvalidRequest
+from pipeline.known.matcher import verdict_of
+from pipeline.known.reviews import remember
 from pipeline.stores.gallery import FILTERS, Filter
 from pipeline.stores.people import Person
 from pipeline.stores.records import Review, utc_now
 from pipeline.web.app import Web, field_of, guarded
 
 ANALYSTS = ("analyst",)
+KNOWN_REVIEW = "reviewed from a known match"
 # The reveal steps, as the audit log names them (the labelling page reads them back).
 BLURRED = "web: original shown blurred and greyed"
 AREA = "web: area revealed"
@@ -98,8 +105,17 @@ def routes(web: Web) -> list[Route]:
         kind, search = _filter(request)
         after, before = request.query_params.get("after"), request.query_params.get("before")
         page = index.page(kind, search, after=after, before=before, size=web.settings.web_page_size)
+        known = {row.id: web.views.known_hash(row.pdq) for row in page.rows if row.pdq}
         return web.render(
-            request, "gallery.html", person, page=page, kind=kind, search=search, filters=FILTERS, total=index.count()
+            request,
+            "gallery.html",
+            person,
+            page=page,
+            known={k: v[0] for k, v in known.items() if v},
+            kind=kind,
+            search=search,
+            filters=FILTERS,
+            total=index.count(),
         )
 
     def thumbnail(request: Request, person: Person, form) -> Response:
@@ -116,9 +132,8 @@ def routes(web: Web) -> list[Route]:
             show = "censored"  # The grant ran out (or was never made): back to the censored copy.
         views = web.views
         result = views.result(record, analysis, views.defaults.options(analysis))
-        duplicates = [
-            i for i in index.near_duplicates(record.phash, web.settings.web_duplicate_distance) if i != record.id
-        ]
+        near = index.near_duplicates(record, web.settings.web_duplicate_distance, web.settings.known_distance)
+        duplicates = [i for i in near if i != record.id]
         return web.render(
             request,
             "detail.html",
@@ -126,6 +141,7 @@ def routes(web: Web) -> list[Route]:
             record=record,
             result=result,
             treatment=pictures.treatment(record, analysis),
+            decided=verdict_of(result.known),
             show=show,
             kind=kind,
             search=search,
@@ -181,7 +197,7 @@ def routes(web: Web) -> list[Route]:
         note = field_of(form, "note").strip()[:2000] or None
         ids = [record.id]
         if field_of(form, "group") == "yes":
-            near = index.near_duplicates(record.phash, web.settings.web_duplicate_distance)
+            near = index.near_duplicates(record, web.settings.web_duplicate_distance, web.settings.known_distance)
             ids += [i for i in near if i != record.id]
         entry = Review(verdict=verdict, by=person.user.actor, at=utc_now(), note=note)
         for image_id in ids:
@@ -193,9 +209,30 @@ def routes(web: Web) -> list[Route]:
                 note if image_id == record.id else f"as a near-duplicate of {record.id}" + (f": {note}" if note else "")
             )
             web.audit(person, f"reviewed: {verdict}", image_id, detail)
+        remember(web.stores.hash_lists, record, entry)
+        return following_image(record.id, form)
+
+    def review_known(request: Request, person: Person, form) -> Response:
+        """The verdict of the nearest match that has one, applied without revealing anything."""
+        record, _ = pictures.found(request.path_params["image_id"])
+        decided = verdict_of(web.views.known(record))
+        verdict = field_of(form, "verdict")
+        if decided is None or decided.label != verdict:
+            raise Conflict("the hash lists no longer say that of this image: reload the page and decide again")
+        note = f"from a known match: {decided.says}, {decided.distance} bits apart (list {decided.list_name})"
+        entry = Review(verdict=verdict, by=person.user.actor, at=utc_now(), note=note)
+        web.stores.images.merge(record.model_copy(update={"reviews": [*record.reviews, entry]}))
+        revealed = people.revealed(person.session_id, record.id)
+        web.audit(person, f"{KNOWN_REVIEW}: {verdict}", record.id, note)
+        if not revealed:  # Decided without seeing it: a reveal this person did not need.
+            people.count_exposure(person.user.id, avoided=1)
+        remember(web.stores.hash_lists, record, entry)
+        return following_image(record.id, form)
+
+    def following_image(image_id: str, form) -> Response:
         kind, search = field_of(form, "filter", "all"), field_of(form, "q")
         kind = kind if kind in FILTERS else "all"
-        following = index.neighbour(record.id, kind, search, older=True)
+        following = index.neighbour(image_id, kind, search, older=True)
         query = _back(kind, search).replace("&", "?", 1)
         return web.redirect(f"/images/{following}{query}" if following else f"/gallery{query}")
 
@@ -209,6 +246,7 @@ def routes(web: Web) -> list[Route]:
         Route("/images/{image_id}/reveal", guarded(web, reveal, ANALYSTS), methods=["POST"]),
         Route("/images/{image_id}/original", guarded(web, original, ANALYSTS, "data")),
         Route("/images/{image_id}/review", guarded(web, review, ANALYSTS), methods=["POST"]),
+        Route("/images/{image_id}/review-known", guarded(web, review_known, ANALYSTS), methods=["POST"]),
     ]
 
 

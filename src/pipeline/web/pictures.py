@@ -3,7 +3,8 @@ original blurred and greyed, a patch of the original, the original.
 
 How an image is treated is decided from its record every time (never from the gallery index):
 
-    clean     neither the models (at the deployment's threshold) nor the latest review say gore
+    clean     neither the models (at the deployment's threshold), nor a gore hash list, nor the
+              latest review say gore
     censored  likely gore and segmented: shown through its censored copy
     withheld  likely gore with no segmentation (no censored copy can exist): nothing is shown
 
@@ -41,7 +42,7 @@ THUMB_MIN_MARGIN = 2.0  # Model pixels: thumbnails widen the censored region at 
 def treatment(record: ImageRecord, analysis: Analysis, views: Views) -> Treatment:
     model_gore = analysis.gore_probability >= views.defaults.threshold_for(analysis)
     review = record.latest_review()
-    if not model_gore and (review is None or review.verdict == "not_gore"):
+    if not model_gore and (review is None or review.verdict == "not_gore") and not views.whole(record):
         return "clean"
     return "censored" if analysis.segmentation is not None else "withheld"
 

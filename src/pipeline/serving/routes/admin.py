@@ -1,4 +1,4 @@
-"""Mounted under /admin: tokens and the audit log."""
+"""Mounted under /admin: tokens, the audit log, and hash lists of known content."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from anyio import to_thread
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,10 +14,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import InvalidRequest, NotFound
+from pipeline.known.formats import FORMATS
+from pipeline.known.lists import export_list, import_list
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, handled
 from pipeline.stores.access import ROLES, AccessStore, AuditEntry, NewToken, Role, Token
+from pipeline.stores.hash_lists import LABELS, NAME, HashList, HashLists
 
 
 class TokenRequest(BaseModel):
@@ -24,7 +28,26 @@ class TokenRequest(BaseModel):
     roles: list[Role] = Field(min_length=1, description=f"Some of: {', '.join(ROLES)}.")
 
 
-def admin_app(access: AccessStore) -> Starlette:
+class HashListChange(BaseModel):
+    enabled: bool = Field(
+        strict=True, description="Matched against every upload (true) or kept but not matched (false)."
+    )
+
+
+class HashListImported(BaseModel):
+    list: HashList
+    imported: int = Field(description="PDQ hashes read from the file (repeats counted once in the list's size).")
+    skipped: dict[str, int] = Field(description="Rows of other signal types, by type, left out.")
+
+
+def _choice(request: Request, name: str, choices, default: str | None = None) -> str:
+    value = request.query_params.get(name, default)
+    if value not in choices:
+        raise InvalidRequest(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int) -> Starlette:
     def tokens(request: Request, asked: TokenRequest | None = None):  # One route for both methods: 405s list both.
         if asked is None:
             return JSONResponse([t.model_dump(mode="json") for t in access.tokens()])
@@ -56,8 +79,69 @@ def admin_app(access: AccessStore) -> Starlette:
             out.getvalue(), media_type="text/csv", headers={"Content-Disposition": "attachment; filename=audit.csv"}
         )
 
+    async def hash_lists(request: Request):
+        if request.method == "GET":
+            return JSONResponse([found.model_dump(mode="json") for found in await to_thread.run_sync(lists.lists)])
+        body = await request.body()  # BodyLimit has held it to GORE_HASH_LIST_MAX_BYTES.
+        if len(body) > most_list_bytes:
+            raise InvalidRequest(f"a hash list file is at most {most_list_bytes:,} bytes here; use the CLI")
+        params = request.query_params
+        label = _choice(request, "label", LABELS)
+        format = _choice(request, "format", FORMATS, "signals")
+        who = principal(request.scope).name
+
+        def work() -> HashListImported:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest("a hash list file is UTF-8 text") from None
+            made, read, skipped = import_list(
+                lists,
+                lambda: io.StringIO(text),
+                name=params.get("name", ""),
+                source=params.get("source", ""),
+                label=label,
+                format=format,
+                by=who,
+                tags=params.get("tags", "").split(","),
+                enabled=params.get("enabled", "true") != "false",
+            )
+            access.audit(who, "hash list imported", None, f"{made.name}: {made.size} hashes, {made.label}")
+            return HashListImported(list=made, imported=read, skipped=skipped)
+
+        made = await to_thread.run_sync(work)
+        return JSONResponse(made.model_dump(mode="json"), status_code=201)
+
+    def hash_list(request: Request, asked: HashListChange | None = None):
+        name, who = request.path_params["name"], principal(request.scope).name
+        if request.method == "DELETE":
+            gone = lists.delete(name)
+            access.audit(who, "hash list deleted", None, gone.name)
+            return JSONResponse(gone.model_dump(mode="json"))
+        if asked is None:
+            return JSONResponse(lists.get(name).model_dump(mode="json"))
+        changed = lists.set_enabled(name, asked.enabled)
+        access.audit(who, "hash list " + ("enabled" if asked.enabled else "disabled"), None, changed.name)
+        return JSONResponse(changed.model_dump(mode="json"))
+
+    def hash_list_export(request: Request):
+        name = request.path_params["name"]
+        format = _choice(request, "format", FORMATS, "hma-csv")
+        label = request.query_params.get("label")
+        if label is not None:
+            label = _choice(request, "label", LABELS)
+        text = "".join(export_list(lists, name, format, label))
+        access.audit(principal(request.scope).name, "hash list exported", None, f"{name} ({format})")
+        filename = f"{name}.{'csv' if format == 'hma-csv' else 'txt'}"
+        return Response(
+            text, media_type="text/plain", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        )
+
     return Starlette(
         routes=[
+            Route("/hash-lists", handled(hash_lists, query=IMPORT_QUERY), methods=["GET", "POST"]),
+            Route("/hash-lists/{name}", handled(hash_list, body=HashListChange), methods=["GET", "POST", "DELETE"]),
+            Route("/hash-lists/{name}/export", handled(hash_list_export, query=("format", "label"))),
             Route("/tokens", handled(tokens, body=TokenRequest), methods=["GET", "POST"]),
             Route("/tokens/{token_id}", handled(revoke_token), methods=["DELETE"]),
             Route("/audit", handled(audit, query=("format", "image_id")), methods=["GET"]),
@@ -66,8 +150,62 @@ def admin_app(access: AccessStore) -> Starlette:
     )
 
 
-SCHEMAS = (Token, NewToken, AuditEntry, TokenRequest)
+IMPORT_QUERY = ("name", "source", "label", "format", "tags", "enabled")
+SCHEMAS = (Token, NewToken, AuditEntry, TokenRequest, HashList, HashListChange, HashListImported)
+LIST_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME}}
 PATHS: dict[str, Any] = {
+    "/admin/hash-lists": {
+        "get": operation(
+            "Every hash list of known content.",
+            json_answer({"type": "array", "items": ref(HashList)}, "Lists."),
+            errors=("401", "403"),
+        ),
+        "post": operation(
+            "Import a hash list: the file is the body (signals: `pdq <hash>` lines; hma-csv: HMA's CSV).",
+            json_answer(ref(HashListImported), "The list made."),
+            parameters=[
+                {"name": "name", "in": "query", "required": True, "schema": {"type": "string", "pattern": NAME}},
+                {
+                    "name": "source",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "\\S", "maxLength": 200},
+                },
+                {"name": "label", "in": "query", "required": True, "schema": {"enum": list(LABELS)}},
+                {"name": "format", "in": "query", "required": False, "schema": {"enum": list(FORMATS)}},
+                {"name": "tags", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "enabled", "in": "query", "required": False, "schema": {"enum": ["true", "false"]}},
+            ],
+            request_body={
+                "required": True,
+                "content": {"text/plain": {"schema": {"type": "string", "format": "hash-list"}}},
+            },
+            ok_status="201",
+            errors=("400", "401", "403", "409", "413"),
+        ),
+    },
+    "/admin/hash-lists/{name}": {
+        "get": operation("One hash list.", json_answer(ref(HashList), "The list."), parameters=[LIST_NAME]),
+        "post": operation(
+            "Enable or disable a list.",
+            json_answer(ref(HashList), "The list."),
+            parameters=[LIST_NAME],
+            body=HashListChange,
+        ),
+        "delete": operation("Delete a list and its hashes.", json_answer(ref(HashList), "It."), parameters=[LIST_NAME]),
+    },
+    "/admin/hash-lists/{name}/export": {
+        "get": operation(
+            "The list as a file (hma-csv, the default, or signals); label=gore: those hashes only.",
+            {"description": "The file.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            parameters=[
+                LIST_NAME,
+                {"name": "format", "in": "query", "required": False, "schema": {"enum": list(FORMATS)}},
+                {"name": "label", "in": "query", "required": False, "schema": {"enum": list(LABELS)}},
+            ],
+            errors=("400", "401", "403", "404"),
+        )
+    },
     "/admin/tokens": {
         "get": operation(
             "Every token (never its secret).",

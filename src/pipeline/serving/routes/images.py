@@ -12,12 +12,14 @@ from starlette.routing import Route
 
 from pipeline.config import MOST_MARGIN, CensorStyle
 from pipeline.errors import InvalidRequest, NotFound
+from pipeline.known.reviews import remember
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import IMAGE_ID, MARGIN, STYLE, json_answer, operation, png, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, MEDIA_TYPES, NO_STORE, handled
 from pipeline.serving.schemas import CensorResult
 from pipeline.serving.views import Views
 from pipeline.stores.access import AccessStore
+from pipeline.stores.hash_lists import HashLists
 from pipeline.stores.images import ImageStore, check_id
 from pipeline.stores.records import Analysis, ImageRecord, Review, Verdict, utc_now
 
@@ -27,7 +29,7 @@ class ReviewRequest(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlette:
+def images_app(store: ImageStore, views: Views, access: AccessStore, lists: HashLists) -> Starlette:
     def found(request: Request) -> tuple[ImageRecord, Analysis]:
         image_id = check_id(request.path_params["image_id"])
         record = store.record(image_id)
@@ -61,7 +63,7 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
             record, analysis = found(request)
             options = views.defaults.options(analysis, style=style_of(request), margin=margin_of(request))
             if analysis.segmentation is None:
-                raise NotFound(f"image {record.id} was not segmented: it is not gore at the deployment's threshold")
+                raise NotFound(f"image {record.id} was not segmented: withhold it if its record says gore")
             png = views.rendering(record, analysis, kind, options.style, options.margin)
             return Response(png, media_type="image/png", headers=NO_STORE)
 
@@ -79,6 +81,7 @@ def images_app(store: ImageStore, views: Views, access: AccessStore) -> Starlett
         entry = Review(verdict=asked.verdict, by=who, at=utc_now(), note=asked.note)
         record = store.merge(record.model_copy(update={"reviews": [*record.reviews, entry]}))
         access.audit(who, f"reviewed: {asked.verdict}", record.id, asked.note)
+        remember(lists, record, entry)
         return JSONResponse(views.result(record, analysis, views.defaults.options(analysis)).model_dump(mode="json"))
 
     return Starlette(
