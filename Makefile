@@ -7,7 +7,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 DRY_RUN ?= 0
 
-.PHONY: install serve test docs lint load faults bombs hostile fuzz bench bench-thesis models demo-weights models-build clean
+.PHONY: install serve test docs lint load faults bombs hostile fuzz bench bench-thesis bench-hashes models demo-weights models-build clean
 
 install: $(VENV)/.installed  ## everything: serving, training (TensorFlow) and the test tools
 
@@ -79,6 +79,9 @@ bench-video: install  ## a 720p, 30 fps clip: decode and model floors, end to en
 .PHONY: index-bench
 index-bench: install  ## the web gallery's index at 100,000 synthetic records: page 1 and page 1,000 (target < 50 ms)
 	cd benchmarks && ../$(BIN)/python index_bench.py --records 100000 --page 1000
+
+bench-hashes: install  ## known content (issue 21): PDQ against pHash, lookup at 10 million hashes (target < 10 ms), recall per transform, false matches (docs/known-content-bench.md; about 10 minutes)
+	cd benchmarks && ../$(BIN)/python hashes_bench.py
 
 docs: install  ## the documentation site (docs/, mkdocs.yml) into build/site; `make test` builds it --strict
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -96,6 +96,10 @@ class Censor:
         self.models = ModelClients(self.classifier.to_async, self.segmenter.to_async)
         entry.start_jobs(self.models)  # Collection jobs, worked through in the background.
 
+    @bentoml.on_shutdown
+    async def stop_jobs(self) -> None:
+        await entry.stop_jobs()  # What the background runners claimed goes back before the process exits.
+
     @bentoml.api(route="/censor")
     async def censor(
         self,

@@ -20,7 +20,7 @@ from PIL import Image
 from serving import bentoml_server, grant
 from videos import Clip, wait_done, write_clip
 
-from pipeline.errors import Forbidden, NotFound
+from pipeline.errors import Forbidden, NotFound, Unavailable
 from pipeline.serving.jobs import JobRunner
 from pipeline.stores.database import SQLiteDatabase
 from pipeline.stores.jobs import JobRequest, JobStore, Outcome
@@ -145,11 +145,14 @@ def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place
     store = JobStore(place.tables("jobs.db"))
     job = store.create(JobRequest(folder="seized"), root, by="t")
 
+    censoring = threading.Event()
+
     class Stuck:  # A censorer that never answers: the runner is mid-chunk when stopped.
         def options(self):
             return None
 
         async def censor(self, uploads, options):
+            censoring.set()
             await asyncio.Event().wait()
 
     async def stuck() -> Stuck:
@@ -159,9 +162,8 @@ def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place
 
     async def stop_mid_chunk() -> None:
         working = asyncio.get_running_loop().create_task(runner.step())
-        while store.status(job.id).state != "running":
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
+        while not censoring.is_set():  # Mid-chunk: past the claim, in the work.
+            await asyncio.sleep(0.01)
         working.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await working
@@ -171,14 +173,17 @@ def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place
 
     stop = threading.Event()  # SIGTERM (DRAINING): the chunk is given back while the work still hangs.
     store.release_claims()
+    censoring.clear()
 
     async def drain_mid_chunk() -> tuple[int, int, bool]:
         working = asyncio.get_running_loop().create_task(runner.step(stop.is_set))
-        while len(held := store.items(job.id, state="working")) < 3:
-            await asyncio.sleep(0.05)
+        while not censoring.is_set():  # Mid-chunk (a claim answered after SIGTERM is not worked at all).
+            await asyncio.sleep(0.01)
+        held = store.items(job.id, state="working")
         stop.set()
-        await asyncio.sleep(1.0)
-        after = store.items(job.id, state="working")
+        deadline = time.monotonic() + 5
+        while (after := store.items(job.id, state="working")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         hanging = not working.done()
         working.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -186,6 +191,77 @@ def test_a_worker_stopped_mid_chunk_gives_its_items_back_at_once(tmp_path, place
         return len(held), len(after), hanging
 
     assert asyncio.run(drain_mid_chunk()) == (3, 0, True), "given back on SIGTERM, while the step still hangs"
+
+
+@pytest.mark.parametrize(
+    ("held", "how"),
+    [("before", "cancelled"), ("after", "cancelled"), ("before", "cancelled twice"), ("after", "stopped")],
+)
+def test_a_claim_being_taken_as_the_worker_stops_is_given_back(tmp_path, place, held, how):
+    """SIGTERM while the runner's claim is still in its thread (held there, `before` or `after` its
+    UPDATE commits), then the shutdown cancels the runner (`cancelled`; `twice`: again while it
+    waits for the claim to end, so the claim's thread gives its items back itself), or it stops on
+    its own (`stopped`): once it has all ended, none of the items that claim took is held, and none
+    was worked. (A cancelled `to_thread` forgot the claim its thread went on to commit: its chunk
+    waited for the lease.)"""
+    root = tmp_path / "root"
+    write_collection(root, 4)
+    store = JobStore(place.tables("jobs.db"))
+    job = store.create(JobRequest(folder="seized"), root, by="t")
+    inside, go_on, answered = threading.Event(), threading.Event(), threading.Event()
+    taken: list = []
+    claim = store.claim
+
+    def held_claim(*args, **kwargs):
+        try:
+            if held == "before":
+                inside.set()
+                go_on.wait(10)
+            taken.append(claim(*args, **kwargs))
+            if held == "after":
+                inside.set()
+                go_on.wait(10)
+            return taken[-1]
+        finally:
+            answered.set()
+
+    store.claim = held_claim
+    asked: list[str] = []
+
+    async def censorer():  # Asked only by a runner that works a chunk after SIGTERM.
+        asked.append("censorer")
+        raise Unavailable("shutting down")
+
+    runner = JobRunner(store, censorer, chunk=3, idle_s=0.01, lease_s=600)
+    stop = threading.Event()
+
+    async def stop_while_claiming() -> None:
+        running = asyncio.get_running_loop().create_task(runner.run(stop.is_set))
+        assert await asyncio.to_thread(inside.wait, 10), "the runner is claiming"
+        stop.set()
+        if how.startswith("cancelled"):
+            running.cancel()  # Lands while the claim is held in its thread.
+        if how == "cancelled twice":
+            for _ in range(3):  # Turns of the loop (no time passes): the runner takes the first one.
+                await asyncio.sleep(0)
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(running, 10)
+            assert not answered.is_set(), "the runner ended with its claim still in its thread"
+        go_on.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(running, 10)
+
+    asyncio.run(stop_while_claiming())  # Returns once the loop's threads have ended too.
+    assert answered.is_set(), "the claim's thread ended"
+    assert taken and taken[0] is not None and len(taken[0].items) == 3, "the claim took a chunk"
+    assert store.items(job.id, state="working") == [], "nothing left held for the lease (10 minutes)"
+    assert not asked, "a chunk claimed after SIGTERM is given back unworked"
+    store.claim = claim
+    other = store.claim(10, worker="other")
+    assert len(other.items) == 7, "another worker takes every item at once"
+    assert store.release_ids([taken[0].id]) == 0, "given back once; the other worker's claim untouched"
+    assert store.renew(other, 600) == 7
 
 
 def test_a_job_survives_a_restart_and_every_file_ends_with_one_record_or_one_error(red_model_tags, tmp_path):

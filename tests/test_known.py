@@ -95,11 +95,20 @@ def test_a_flat_image_has_a_low_quality_hash_that_matches_nothing(tmp_path):
 # ---- the index ----
 
 
-def test_the_index_finds_every_hash_within_31_bits_and_none_further():
+@pytest.mark.parametrize("tables", [False, True], ids=["compared-whole", "multi-index"])
+def test_the_index_finds_every_hash_within_31_bits_and_none_further(monkeypatch, tables):
+    """Small lists are compared whole; past TAIL codes, the multi-index tables (and a tail of codes
+    added since) answer the same."""
+    import pipeline.known.index
+
+    if tables:
+        monkeypatch.setattr(pipeline.known.index, "TAIL", 1000)
     rng = np.random.default_rng(0)
     stored = rng.integers(0, 256, (20_000, 32), dtype=np.uint8)
     index = HashIndex()
-    index.add(stored, np.arange(len(stored)) + 1000)
+    index.add(stored[:15_000], np.arange(15_000) + 1000)
+    index.add(stored[15_000:], np.arange(15_000, 20_000) + 1000)  # A tail, under a quarter of the tables.
+    assert (index._tables is not None) is tables and len(index) == 20_000
     target = stored[123]
     for flipped, found in ((0, True), (1, True), (16, True), (31, True), (32, False), (40, False)):
         bits = np.unpackbits(target)
@@ -109,10 +118,15 @@ def test_the_index_finds_every_hash_within_31_bits_and_none_further():
         assert (1123 in hits) is found, flipped
         if found:
             assert hits[1123] == flipped
-    # Exact: the same answers as comparing with every stored hash.
-    for probe in stored[:20]:
+    # Exact: the same answers as comparing with every stored hash, near ones planted.
+    for n, probe in enumerate(stored[::997]):
+        probe = probe.copy()
+        bits = np.unpackbits(probe)
+        bits[rng.choice(256, n % 36, replace=False)] ^= 1
+        probe = np.packbits(bits)
         brute = np.unpackbits(stored ^ probe, axis=1).sum(axis=1)
         assert sorted(k for k, _ in index.within(probe)) == sorted((np.nonzero(brute <= 31)[0] + 1000).tolist())
+        assert sorted(k for k, _ in index.within(probe, 35)) == sorted((np.nonzero(brute <= 35)[0] + 1000).tolist())
 
 
 # ---- the field's file formats ----

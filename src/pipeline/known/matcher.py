@@ -38,26 +38,37 @@ class Matcher:
     _enabled: set[int] = field(default_factory=set, init=False)
     _checked: float = field(default=float("-inf"), init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def refresh(self, force: bool = False) -> None:
-        """Catch up with the tables if `refresh_s` has passed (or `force`). Blocks: call it in a thread."""
+        """Catch up with the tables if `refresh_s` has passed (or `force`). Blocks: call it in a
+        thread. One thread catches up at a time; the others match with what is loaded meanwhile."""
+        if time.monotonic() - self._checked < self.refresh_s and not force:
+            return
+        if not self._refreshing.acquire(blocking=force):
+            return
+        try:
+            self._catch_up()
+        finally:
+            self._refreshing.release()
+
+    def _catch_up(self) -> None:
         with self._lock:
-            if not force and time.monotonic() - self._checked < self.refresh_s:
-                return
             versions = self.lists.versions()
             for gone in set(self._loaded) - set(versions):
                 del self._loaded[gone]
-            for list_id, (version, _) in versions.items():
-                loaded = self._loaded.setdefault(list_id, _Loaded())
-                while loaded.version != version:  # Rows may arrive while reading: read until the version holds.
-                    loaded.version = version
-                    while rows := self.lists.hashes_after(list_id, loaded.last_row):
-                        keys = np.array([row for row, _ in rows], np.int64)
-                        loaded.index.add(codes([h for _, h in rows]), keys)
-                        loaded.last_row = rows[-1][0]
-                    version = self.lists.versions().get(list_id, (version, False))[0]
             self._enabled = {list_id for list_id, (_, enabled) in versions.items() if enabled}
-            self._checked = time.monotonic()
+        for list_id, (version, _) in versions.items():
+            with self._lock:
+                loaded = self._loaded.setdefault(list_id, _Loaded())
+            while loaded.version != version:  # Rows may arrive while reading: read until the version holds.
+                loaded.version = version
+                while rows := self.lists.hashes_after(list_id, loaded.last_row):
+                    keys = np.array([row for row, _ in rows], np.int64)
+                    loaded.index.add(codes([h for _, h in rows]), keys)
+                    loaded.last_row = rows[-1][0]
+                version = self.lists.versions().get(list_id, (version, False))[0]
+        self._checked = time.monotonic()
 
     def match(self, pdq: Pdq | None) -> list[KnownMatch]:
         """The enabled lists' hashes within `radius` bits of `pdq`, nearest first (gore first at a
@@ -66,12 +77,13 @@ class Matcher:
         if pdq is None or not pdq.matchable:
             return []
         self.refresh()
-        code = codes([pdq.hash])[0]
         with self._lock:
             indexes = [self._loaded[i].index for i in self._enabled if i in self._loaded]
         found: dict[int, int] = {}
-        for index in indexes:
-            found.update(index.within(code, self.radius))
+        for code in codes([pdq.hash] + ([pdq.mirrored] if pdq.mirrored else [])):  # A mirrored copy too.
+            for index in indexes:
+                for row, distance in index.within(code, self.radius):
+                    found[row] = min(distance, found.get(row, distance))
         return self.lists.matched(found)
 
     def size(self) -> int:

@@ -19,6 +19,7 @@ from pipeline.stores.records import PDQ_LOW_QUALITY, Pdq
 BITS = 256
 BYTES = BITS // 8
 MATCH_DISTANCE = 31  # Meta's published advice for PDQ.
+MIRRORED = 5  # Of pdqhash.compute_dihedral's eight: the image flipped left to right.
 LOW_QUALITY = PDQ_LOW_QUALITY  # ...and hashes of this quality or less are discarded.
 MAX_SIDE = 1536
 """Larger images are hashed from a copy shrunk to this side. pdqhash holds Python's GIL while it
@@ -36,8 +37,11 @@ def pdq_of(pixels: np.ndarray) -> Pdq:
         scale = MAX_SIDE / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         pixels = cv2.resize(np.ascontiguousarray(pixels[..., :3]), size, interpolation=cv2.INTER_AREA)
-    bits, quality = pdqhash.compute(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8))
-    return Pdq(hash=np.packbits(bits.astype(np.uint8)).tobytes().hex(), quality=int(quality))
+    # The eight dihedral hashes cost about what one does: the first is the image's own, the sixth
+    # its mirror's (PDQ alone does not match a mirrored copy).
+    hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8))
+    own, mirrored = (np.packbits(hashes[i].astype(np.uint8)).tobytes().hex() for i in (0, MIRRORED))
+    return Pdq(hash=own, quality=int(quality), mirrored=mirrored)
 
 
 def checked_hash(text: str) -> str:

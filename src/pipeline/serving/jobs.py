@@ -18,9 +18,12 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.errors import PipelineError, UnsupportedImage
 from pipeline.files import open_inside
@@ -30,6 +33,7 @@ from pipeline.stores.records import utc_now
 from pipeline.stores.videos import VideoStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JobRunner:
@@ -49,43 +53,107 @@ class JobRunner:
     ):
         self.store, self.censorer, self.chunk, self.idle_s = store, censorer, chunk, idle_s
         self.videos, self.max_video_bytes, self.lease_s = videos, max_video_bytes, lease_s
+        # The ids of the claims this runner took, or is taking, that may still hold working items; of
+        # those still being taken (the claim's UPDATE in its thread); and of those among them that it
+        # gave up on (such a claim, once taken, gives its items back itself).
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+        self._taking: set[str] = set()
+        self._given_up: set[str] = set()
 
     async def run(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            try:
-                worked = await self.step(stopping)
-            except Exception:  # Kept alive whatever happens; the claim's lease runs out and others take its items.
-                log.exception("job runner step failed")
-                worked = False
-            if not worked:
-                await asyncio.sleep(self.idle_s)
+        """Chunk after chunk until `stopping` (SIGTERM). However it ends (stopping, cancelled as the
+        process shuts down, an error), every claim it took and did not record is given back."""
+        try:
+            while not stopping():
+                try:
+                    worked = await self.step(stopping)
+                except Exception:  # Kept alive whatever happens; the claim's lease runs out and others take its items.
+                    log.exception("job runner step failed")
+                    worked = False
+                if not worked:
+                    await asyncio.sleep(self.idle_s)
+        finally:
+            self._give_up()
 
     async def step(self, stopping: Callable[[], bool] = lambda: False) -> bool:
         """Claim one chunk and censor it; False when there was nothing to do. Once `stopping`, the
-        chunk's items are given back at once: whatever this worker records after that is dropped."""
+        chunk's items are given back at once: whatever this worker records after that is dropped. A
+        claim is never cut short: cancelled while it is taken, the step waits for its UPDATE to end,
+        then gives back what it took (the claim's id is chosen here, so it is known either way)."""
         worker = f"{socket.gethostname()}:{os.getpid()}"  # Which replica's which worker claimed the items.
-        claim = await asyncio.to_thread(self.store.claim, self.chunk, self.lease_s, worker)
+        claim_id = uuid.uuid4().hex
+        with self._lock:
+            self._held.add(claim_id)
+            self._taking.add(claim_id)
+        try:
+            claim = await _to_the_end(self._claim, claim_id, worker)
+        except Exception:  # The claim failed: its transaction was rolled back, nothing was taken.
+            self._settled(claim_id)
+            raise
+        except BaseException:  # Cancelled while claiming: what the claim took goes back now.
+            self._give_up(claim_id)
+            raise
         if claim is None:
+            self._settled(claim_id)
             return False
+        if stopping():  # SIGTERM came while the claim was taken: its items go back unworked.
+            await _to_the_end(self._give_back, claim_id)
+            return True
         keeping = asyncio.get_running_loop().create_task(self._keep(claim, stopping))
         try:
             rows, errors = await self._work(claim)
         except BaseException:  # Cancelled mid-chunk: the items go back now, to any worker, rather
-            self._release(claim)  # than when the lease runs out.
+            self._give_up(claim_id)  # than when the lease runs out.
             raise
         finally:
             keeping.cancel()
-        await asyncio.to_thread(self.store.record, claim.job_id, rows, claim.id)
+        try:  # Recorded to the end even if cancelled meanwhile, so what is given back after is known.
+            await _to_the_end(self.store.record, claim.job_id, rows, claim_id)
+        except BaseException:
+            self._give_up(claim_id)
+            raise
+        self._settled(claim_id)
         retry = max((error.retry_after_s or 0 for error in errors), default=0)
         if retry:  # Passing trouble (a model service down, a full disk): wait before the next chunk.
             await asyncio.sleep(min(retry, 30))
         return True
 
-    def _release(self, claim: Claim) -> None:
+    def _claim(self, claim_id: str, worker: str) -> Claim | None:
+        """In a thread: the claim taken. If the runner gave it up meanwhile (its task cancelled twice,
+        or its loop gone), nobody will work it: its items go back at once, from this thread."""
         try:
-            self.store.release(claim)
+            claim = self.store.claim(self.chunk, self.lease_s, worker, claim_id)
+        finally:
+            with self._lock:  # The runner marks a claim given up, then gives it back: one of the
+                given_up = claim_id in self._given_up  # two releases comes after this UPDATE.
+                self._taking.discard(claim_id)
+                self._given_up.discard(claim_id)
+        if given_up and claim is not None:
+            self._give_back(claim_id)
+        return claim
+
+    def _settled(self, claim_id: str) -> None:
+        """The claim holds nothing any more: none taken, its outcomes recorded, or given back."""
+        with self._lock:
+            self._held.discard(claim_id)
+
+    def _give_up(self, *claim_ids: str) -> None:
+        """These claims (none named: every claim still held) given back now, in the event loop even
+        when cancelled (one UPDATE); a claim still being taken in its thread gives itself back."""
+        with self._lock:
+            ids = set(claim_ids or self._held)
+            self._given_up |= ids & self._taking
+        self._give_back(*ids)
+
+    def _give_back(self, *claim_ids: str) -> None:
+        try:
+            self.store.release_ids(claim_ids)
         except Exception:  # The database is gone too: the lease gives the items back in the end.
             log.exception("giving back a job claim failed")
+            return
+        with self._lock:
+            self._held.difference_update(claim_ids)
 
     async def _keep(self, claim: Claim, stopping: Callable[[], bool]) -> None:
         """The claim's lease kept alive while this worker works it (three renewals per lease), and
@@ -95,7 +163,7 @@ class JobRunner:
         while True:
             await asyncio.sleep(0.25)
             if stopping():
-                await asyncio.to_thread(self._release, claim)
+                await asyncio.to_thread(self._give_back, claim.id)
                 return
             if time.monotonic() - renewed >= self.lease_s / 3:
                 renewed = time.monotonic()
@@ -141,6 +209,20 @@ class JobRunner:
         except PipelineError as error:
             return Outcome(item.seq, int(error.status), error=str(error)), error
         return Outcome(item.seq, 202, video_id=record.id), None
+
+
+async def _to_the_end(call: Callable[..., T], *args: object) -> T:
+    """`call(*args)` in a thread, awaited to its end even when this task is cancelled meanwhile (the
+    cancellation is raised once it has ended): what it did in the database is then known. A
+    thread cannot be stopped, so an `asyncio.to_thread` cancelled mid-call forgets what it did."""
+    running = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])  # Cancelled again here: the thread is on its own (see _claim).
+        if not running.cancelled():
+            running.exception()  # Retrieved: the call's own error is not what ends this task.
+        raise
 
 
 def _is_video(root: Path, relative: str) -> bool:

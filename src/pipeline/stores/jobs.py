@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -256,11 +257,13 @@ class JobStore(TableStore):
                 "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL WHERE state = 'working'"
             ).rowcount
 
-    def claim(self, limit: int, lease_s: float = 60.0, worker: str = "") -> Claim | None:
+    def claim(self, limit: int, lease_s: float = 60.0, worker: str = "", claim_id: str = "") -> Claim | None:
         """Up to `limit` items of the oldest live job that are pending, or whose lease ran out,
-        marked working under a new claim leased for `lease_s` seconds, by `worker` (host:pid)."""
+        marked working under a new claim leased for `lease_s` seconds, by `worker` (host:pid).
+        `claim_id`: the claim's id, chosen by a worker that must know it before the claim is answered
+        (one that stops meanwhile gives back what it took by that id); a new one when not given."""
         now = utc_now()
-        claim_id = uuid.uuid4().hex
+        claim_id = claim_id or uuid.uuid4().hex
         claimable = "(state = 'pending' OR (state = 'working' AND (lease_until IS NULL OR lease_until < ?)))"
         with self.database.connect() as db:
             if db.dialect == "sqlite":
@@ -299,12 +302,24 @@ class JobStore(TableStore):
 
     def release(self, claim: Claim) -> int:
         """The claim's items not yet recorded, back to pending at once (its worker is stopping)."""
+        return self.release_ids([claim.id])
+
+    def release_ids(self, claim_ids: Iterable[str]) -> int:
+        """The items of these claims (by id) not yet recorded, back to pending at once; how many.
+        Idempotent: a claim already given back or recorded, or one whose UPDATE never committed,
+        gives back nothing, and items another claim took over (a lease ran out) are not touched."""
+        ids = sorted({claim_id for claim_id in claim_ids if claim_id})
+        if not ids:
+            return 0
         with self.database.connect() as db:
-            return db.execute(
-                "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL "
-                "WHERE job_id = ? AND claim = ? AND state = 'working'",
-                (claim.job_id, claim.id),
-            ).rowcount
+            return sum(
+                db.execute(
+                    "UPDATE items SET state = 'pending', claim = NULL, lease_until = NULL "
+                    "WHERE state = 'working' AND claim = ?",
+                    (claim_id,),
+                ).rowcount
+                for claim_id in ids
+            )
 
     def record(self, job_id: str, outcomes: list[Outcome], claim_id: str | None = None) -> None:
         """Each claimed item's outcome; passing errors (503, 507) put it back to pending. With

@@ -64,6 +64,9 @@ class Pdq(BaseModel):
 
     hash: str = Field(description="PDQ hash, 64 hexadecimal digits (ThreatExchange/HMA order).")
     quality: int = Field(ge=0, le=100, description=f"PDQ quality; {PDQ_LOW_QUALITY} or less is never matched.")
+    mirrored: str | None = Field(
+        None, description="PDQ hash of the image mirrored left to right: a mirrored copy of a listed image matches."
+    )
 
     @property
     def matchable(self) -> bool:
