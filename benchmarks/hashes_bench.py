@@ -766,8 +766,8 @@ def print_sweep(rows: list[dict], photos: list[dict]) -> None:
             + f" | {p['median_bits']:.0f} | {_pct(p[MATCH_DISTANCE])} |"
         )
     print(
-        f"\n`HashIndex` is exact up to {MATCH_DISTANCE} bits only (16 pieces, one bit flipped); a wider "
-        "radius would need another index and its own false-match check (section 4)."
+        "\n`HashIndex` is exact up to 35 bits (12 pieces, two bits flipped); a wider radius would need "
+        "another index, and any radius its own false-match check (section 4)."
     )
 
 
