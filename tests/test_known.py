@@ -312,3 +312,31 @@ def test_an_image_is_not_known_by_its_own_review(tmp_path):
     other = image.model_copy(update={"id": "cd" * 32, "pdq": Pdq(hash=pdq_of(altered(photo(9))).hash, quality=100)})
     assert [m.by for m in views.known(other)] == ["ana"]
     assert codes([image.pdq.hash]).shape == (1, 32)
+
+
+def test_records_from_before_pdq_gain_their_hash_so_the_lists_match_them(tmp_path):
+    """`gore-censor hashes backfill`: an image stored before PDQ, on a gore list imported since, is
+    known (and so censored) once its record has its hash; an original that cannot be read is said."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    store = FileSystemStore(tmp_path)
+    pixels = photo(11)
+    old = record(analysis(probability=0.1)).model_copy(update={"width": 320, "height": 320})
+    store.put_original(ID, ".png", png_bytes(pixels))
+    store.merge(old)
+    broken = old.model_copy(update={"id": "cd" * 32})
+    store.put_original(broken.id, ".png", b"not a picture")
+    store.merge(broken)
+    lists = HashLists.in_data_dir(tmp_path)
+    lists.create("partner", "test", "gore", [ListEntry(hash=pdq_of(altered(pixels)).hash)], by="t")
+    views = Views(store, Defaults(None, None, "black", 0.0), Limits(10**7, 10**7, 10), Matcher(lists, refresh_s=0))
+    assert views.known(store.record(ID)) == [], "no hash, no match"
+
+    done = CliRunner().invoke(app, ["hashes", "backfill", "--data-dir", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "1 record(s) gained a PDQ hash" in done.output and broken.id in done.output
+    assert store.record(ID).pdq == pdq_of(pixels) and store.record(broken.id).pdq is None
+    assert [m.list_name for m in views.known(store.record(ID))] == ["partner"]
+    assert views.whole(store.record(ID)), "hidden whole if nothing is segmented"

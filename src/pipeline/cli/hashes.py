@@ -148,3 +148,21 @@ def hashes_of(files: Annotated[list[Path], typer.Argument(help="Image files.")])
             decoded = limits.decode(path.read_bytes(), path.name)
             pdq = pdq_of(decoded.frames[0])
         print(json.dumps({"file": str(path), "pdq": pdq.hash, "quality": pdq.quality}))
+
+
+@hashes_app.command("backfill")
+def backfill_command(data_dir: DataDirOption = None) -> None:
+    """PDQ hashes for the image records stored before PDQ, so the lists can match them (safe while
+    the service runs; each original is decoded once)."""
+    from pipeline.config import get_settings
+    from pipeline.known.backfill import backfill
+    from pipeline.serving.views import Limits
+    from pipeline.stores import Shared, image_store
+
+    settings = get_settings()
+    shared = None if data_dir else Shared.of(settings)
+    store = image_store(data_dir or settings.data_dir, settings.threshold, shared)
+    with reported():
+        done, failed = backfill(store, Limits.from_settings(settings).decode)
+    _audit(data_dir, "PDQ hashes backfilled", f"{done} records; {len(failed)} could not be read")
+    console.print(f"{done:,} record(s) gained a PDQ hash" + (f"; not readable: {', '.join(failed)}" if failed else ""))
