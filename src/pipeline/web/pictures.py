@@ -131,7 +131,9 @@ class Pictures:
 
     def thumbnail(self, record: ImageRecord, analysis: Analysis, strength: int) -> bytes:
         how = self.treatment(record, analysis)
-        key = (record.id, analysis.key, how, strength if how == "censored" else None, self.views.defaults.margin)
+        # Whether a gore list hides it whole is part of the key: a list enabled later changes the picture.
+        whole = self.views.whole(record)
+        key = (record.id, analysis.key, how, strength if how == "censored" else None, self.views.defaults.margin, whole)
         with self._lock:
             if key in self._thumbs:
                 self._thumbs.move_to_end(key)
