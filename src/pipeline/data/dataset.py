@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, Field, PrivateAttr
-from sklearn.model_selection import train_test_split
 
 from pipeline.files import atomic_write
 
@@ -166,6 +165,10 @@ class Dataset(BaseModel):
         """
         if not 0 < validation + test < 1:
             raise ValueError("validation + test must be between 0 and 1")
+        # Imported here: the service imports this module (labels land in datasets), and scikit-learn
+        # is 1.4 s of a serving worker's start-up.
+        from sklearn.model_selection import train_test_split
+
         indices = list(range(len(self.samples)))
         counts = Counter(s.stratum for s in self.samples)
         keys = [s.stratum if counts[s.stratum] >= 3 else ("gore" if s.gore else "clean") for s in self.samples]
