@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from datetime import UTC, datetime
 
 import cv2
@@ -19,12 +21,12 @@ from PIL import Image
 from test_image_store import ID, T0, analysis, record
 
 from pipeline.data.synthetic import background
-from pipeline.errors import Conflict, InvalidRequest
+from pipeline.errors import Conflict, InvalidRequest, Unavailable
 from pipeline.known.formats import read_list, write_list
 from pipeline.known.index import HashIndex
 from pipeline.known.lists import export_list, import_list
 from pipeline.known.matcher import Matcher, known_gore
-from pipeline.known.pdq import MATCH_DISTANCE, codes, distance, pdq_of
+from pipeline.known.pdq import MATCH_DISTANCE, codes, distance, image_pdq, pdq_of
 from pipeline.known.reviews import remember
 from pipeline.serving.views import Defaults, Limits, Views
 from pipeline.stores.hash_lists import HashLists, ListEntry
@@ -239,6 +241,115 @@ def test_our_reviews_become_a_list_that_exports_and_imports_into_a_fresh_deploym
     assert (again.list_name, again.label, again.tags) == ("from-here", "gore", ["gore"])
 
 
+def test_a_list_deleted_and_imported_again_between_two_reads_is_read_afresh(place):
+    """What the docs say to do to replace a list. A matcher that read the old list must not take
+    the new one for it (SQLite would have given the new list the old one's ids)."""
+    lists = HashLists(place.tables("hash_lists.db"))
+    matcher = Matcher(lists, refresh_s=3600)
+    old, new = pdq_of(photo(21)), pdq_of(photo(22))
+    lists.create("partner", "NGO", "gore", [ListEntry(hash=old.hash)], by="admin")
+    matcher.refresh(force=True)
+    lists.delete("partner")
+    lists.create("partner", "NGO", "gore", [ListEntry(hash=new.hash)], by="admin")
+    matcher.refresh(force=True)
+    assert [m.list_name for m in matcher.match(new)] == ["partner"]
+    assert matcher.match(old) == []
+
+
+class Gated(HashLists):
+    """Hash lists whose rows come slowly (`gate`) or fail once (`fail_after`): a large list being
+    read, a database that goes away halfway."""
+
+    gate: threading.Event | None = None
+    fail_after: int | None = None
+
+    def hashes_after(self, list_id: int, after: int, most: int = 100_000) -> list[tuple[int, str]]:
+        if self.gate is not None:
+            self.gate.wait(30)
+        if self.fail_after is not None and after >= self.fail_after:
+            self.fail_after = None
+            raise OSError("the database went away")
+        return super().hashes_after(list_id, after, most=2)  # Two rows a read: the list comes in pieces.
+
+
+def test_a_list_read_halfway_when_the_database_fails_is_read_to_its_end_next_time(tmp_path):
+    lists = Gated.in_data_dir(tmp_path)
+    pictures = [pdq_of(photo(30 + i)) for i in range(5)]
+    lists.create("partner", "NGO", "gore", [ListEntry(hash=p.hash) for p in pictures], by="admin")
+    matcher = Matcher(lists, refresh_s=0)
+    matcher.refresh(force=True)  # Whole: the first read.
+    more = [pdq_of(photo(40 + i)) for i in range(4)]
+    with lists.database.connect() as db:  # Added to (as the reviews list is), read in pieces.
+        HashLists._insert(db, lists.get("partner").id, [ListEntry(hash=p.hash) for p in more])
+    lists.fail_after = max(row for row, _ in lists.hashes_after(lists.get("partner").id, 0, 100)) - 3
+    with pytest.raises(OSError):
+        matcher.refresh(force=True)
+    assert all(matcher.match(p) for p in pictures + more), "every hash, the ones after the failure too"
+
+
+def test_while_an_enabled_list_is_being_read_a_match_waits_then_refuses_rather_than_say_not_listed(tmp_path):
+    lists = Gated.in_data_dir(tmp_path)
+    listed = pdq_of(photo(23))
+    lists.create("partner", "NGO", "gore", [ListEntry(hash=listed.hash)], by="admin")
+    lists.gate = threading.Event()  # The list's rows do not come yet: a replica starting.
+    matcher = Matcher(lists, refresh_s=0.05, wait_s=0.5)
+    matcher.start()
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        matcher.match(listed)
+    assert refused.value.status == 503 and "being read" in str(refused.value)
+    assert 0.5 <= time.monotonic() - started < 5
+    lists.gate.set()
+    assert [m.label for m in matcher.match(listed)] == ["gore"], "matched once read whole"
+
+
+def test_another_images_not_gore_review_never_undoes_a_gore_one(tmp_path):
+    lists = HashLists.in_data_dir(tmp_path)
+    pdq = pdq_of(photo(24))
+    first = record(analysis()).model_copy(update={"pdq": pdq})
+    other = first.model_copy(update={"id": "cd" * 32})
+    remember(lists, first, Review(verdict="gore", by="ana", at=T0))
+    remember(lists, other, Review(verdict="not_gore", by="bo", at=T0))
+    matcher = Matcher(lists, refresh_s=0)
+    assert [(m.label, m.by) for m in matcher.match(pdq)] == [("gore", "ana")]
+    remember(lists, first, Review(verdict="not_gore", by="ana", at=T0))  # Ana corrects her own review.
+    assert [(m.label, m.by) for m in matcher.match(pdq)] == [("not_gore", "ana")]
+
+
+def test_a_picture_near_thousands_of_listed_hashes_is_one_answer_that_keeps_its_gore_match(tmp_path):
+    lists = HashLists.in_data_dir(tmp_path)
+    pdq = pdq_of(photo(25))
+    bits = np.unpackbits(codes([pdq.hash])[0])
+    rng = np.random.default_rng(0)
+
+    def near(flips: int) -> str:
+        changed = bits.copy()
+        changed[rng.choice(256, flips, replace=False)] ^= 1
+        return np.packbits(changed).tobytes().hex()
+
+    lists.create("info", "NGO", "info", [ListEntry(hash=near(2)) for _ in range(1500)], by="admin")
+    lists.create("gore", "NGO", "gore", [ListEntry(hash=near(12))], by="admin")
+    matches = Matcher(lists, refresh_s=0).match(pdq)
+    assert len(matches) == 100 and known_gore(matches) is not None and known_gore(matches).distance == 12
+
+
+def test_hash_list_text_with_a_nul_character_is_refused_in_both_modes(place):
+    lists = HashLists(place.tables("hash_lists.db"))
+    with pytest.raises(InvalidRequest, match="NUL"):
+        lists.create("partner", "NGO\x00", "gore", [ListEntry(hash="a" * 64)], by="admin")
+    with pytest.raises(InvalidRequest, match="NUL"):
+        lists.create("partner", "NGO", "gore", [ListEntry(hash="a" * 64, tags=["x\x00y"])], by="admin")
+    assert lists.lists() == [], "nothing half made"
+
+
+def test_an_animation_is_hashed_from_its_first_frame_that_says_enough():
+    black, listed = np.zeros((320, 320, 3), np.uint8), photo(26)
+    assert not pdq_of(black).matchable
+    assert image_pdq([black, black, listed]) == pdq_of(listed)
+    assert image_pdq([listed, black]) == pdq_of(listed)
+    assert image_pdq([black]) == pdq_of(black), "a blank image keeps its (unmatchable) hash"
+
+
 # ---- what a match does to an answer ----
 
 
@@ -291,6 +402,16 @@ def test_a_gore_list_match_keeps_the_segmentation_when_there_is_one(tmp_path):
     assert 0.1 < hidden < 0.4, "about the segmented quarter is hidden, not the whole image"
     assert (pixels[: height // 2 - 8, : width // 2 - 8].max(axis=2) == 0).mean() > 0.8
     assert pixels[height // 2 + 4 :, width // 2 + 4 :].mean() > 20, "the rest is shown"
+
+
+def test_each_frame_of_a_listed_animation_the_segmenter_finds_nothing_in_is_hidden_whole(tmp_path):
+    listed = photo(7)
+    views = listed_views(tmp_path, "gore", listed)
+    image, done = stored(views, altered(listed), probability=0.1, gore_pixels=True)
+    maps = np.zeros((2, 8, 8), np.uint8)  # Frame 0 (the listed one): nothing found; frame 1: a quarter.
+    maps[1, :4, :4] = 255
+    assert views.censored_fraction(image, done, 0.0, maps, whole=True) == pytest.approx((1.0 + 0.25) / 2, abs=0.02)
+    assert views.censored_fraction(image, done, 0.0, maps, whole=False) == pytest.approx(0.25 / 2, abs=0.02)
 
 
 def test_a_not_gore_list_never_removes_censoring(tmp_path):

@@ -317,3 +317,54 @@ def test_a_frame_on_a_gore_hash_list_makes_its_segment_gore_and_hidden_whole(cen
             assert pixels.max() < 40, f"frame {index} at {t:.2f} s is inside the listed segment: hidden"
         elif not segment.padded_start_s - 0.05 <= t <= segment.padded_end_s + 0.05:
             assert pixels.mean() > 40, f"frame {index} at {t:.2f} s is outside it: shown"
+
+
+def test_a_video_censored_before_a_gore_list_knew_it_is_censored_again_before_anything_is_shown(censorer, tmp_path):
+    """Images are matched each time they are shown; a video's outputs are made once. A done video
+    one of whose sampled frames a gore list enabled since then knows, outside its gore segments,
+    shows nothing more (409 from its outputs) and is queued to be censored again, its old outputs
+    and clips removed; one whose listed frames lie inside its segments is shown as it is."""
+    from datetime import UTC, datetime
+
+    from starlette.testclient import TestClient
+
+    from pipeline.errors import Conflict
+    from pipeline.known.matcher import Matcher
+    from pipeline.known.videos import CensoredVideos
+    from pipeline.serving.routes.videos import videos_app
+    from pipeline.stores.hash_lists import HashLists, ListEntry
+    from pipeline.stores.video_records import VideoRecord
+    from pipeline.stores.videos import OUTPUTS, WAITING, VideoStore
+
+    clip = Clip(seconds=3.0, wound_from_s=1.0, wound_to_s=1.5, audio=False)
+    source = write_clip(tmp_path / "clip.mp4", clip)
+    store, video_id = VideoStore(tmp_path / "data"), "ab" * 32
+    store.folder(video_id).mkdir(parents=True)
+    made = store.work_folder(video_id)
+    result = run(censorer, source, made, pad_s=0.0)
+    (segment,) = result.segments
+    store.place_outputs(video_id, made, result)
+    (store.clip(video_id, "segment-1-original.mp4")).write_bytes(b"a cut")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    store.save(
+        VideoRecord(id=video_id, filename="clip.mp4", state="done", submitted_by="t", submitted_at=at, result=result)
+    )
+    inside = next(s for s in result.sampled if segment.start_s <= s.time_s <= segment.end_s)
+    outside = next(s for s in result.sampled if s.time_s >= 2.5 and s.pdq is not None and s.pdq.matchable)
+
+    lists = HashLists.in_data_dir(tmp_path / "data")
+    matcher = Matcher(lists, refresh_s=0)
+    checked, api = CensoredVideos(store, matcher), TestClient(videos_app(store, 10**9, matcher))
+    lists.create("inside", "a partner", "gore", [ListEntry(hash=inside.pdq.hash)], by="t")
+    assert checked.done(video_id).state == "done", "a listed frame the segments already hide changes nothing"
+    assert api.get(f"/{video_id}/censored.mp4").status_code == 200
+
+    lists.create("outside", "a partner", "gore", [ListEntry(hash=outside.pdq.hash)], by="t")
+    answer = api.get(f"/{video_id}/censored.mp4")
+    assert answer.status_code == 409 and "censored again" in answer.json()["error"]
+    again = store.get(video_id)
+    assert again.state == "queued" and again.result is None and (store.folder(video_id) / WAITING).exists()
+    assert not any((store.folder(video_id) / name).exists() for name in OUTPUTS.values())
+    assert not (store.folder(video_id) / "clips").exists(), "no cut of the old censoring is served"
+    with pytest.raises(Conflict, match="queued"):
+        checked.done(video_id)

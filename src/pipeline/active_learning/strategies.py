@@ -102,6 +102,14 @@ def _required(predictions: PoolPredictions, strategy: str) -> np.ndarray:
     return array
 
 
+def load() -> None:
+    """Import scikit-activeml, and scikit-learn under it, now. It takes over a second in which the
+    event loop of the process barely runs (compiled modules' set-up holds Python's lock), so a
+    serving worker that ranks does it as it starts, not in its first ranking."""
+    import skactiveml.pool  # noqa: F401
+    import skactiveml.utils  # noqa: F401
+
+
 def utilities(strategy: Strategy, predictions: PoolPredictions, *, seed: int = 0) -> np.ndarray:
     """One utility per unlabelled image (higher: label it sooner)."""
     from skactiveml.pool import average_kl_divergence, uncertainty_scores

@@ -139,14 +139,14 @@ def delete(name: str, data_dir: DataDirOption = None) -> None:
 def hashes_of(files: Annotated[list[Path], typer.Argument(help="Image files.")]) -> None:
     """Each image's PDQ hash and quality, as JSON lines (decoded as the service decodes uploads)."""
     from pipeline.config import get_settings
-    from pipeline.known.pdq import pdq_of
+    from pipeline.known.pdq import image_pdq
     from pipeline.serving.views import Limits
 
     limits = Limits.from_settings(get_settings())
     for path in files:
         with reported():
             decoded = limits.decode(path.read_bytes(), path.name)
-            pdq = pdq_of(decoded.frames[0])
+            pdq = image_pdq(decoded.frames)
         print(json.dumps({"file": str(path), "pdq": pdq.hash, "quality": pdq.quality}))
 
 

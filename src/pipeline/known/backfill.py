@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.errors import PipelineError
-from pipeline.known.pdq import pdq_of
+from pipeline.known.pdq import image_pdq
 from pipeline.stores.images import ImageStore
 from pipeline.stores.records import ImageRecord
 
@@ -26,6 +26,6 @@ def backfill(store: ImageStore, decode: Callable[[bytes, str], object]) -> tuple
         except PipelineError:
             failed.append(image_id)
             continue
-        store.merge(record.model_copy(update={"pdq": pdq_of(frames[0])}))  # The merge keeps a PDQ set meanwhile.
+        store.merge(record.model_copy(update={"pdq": image_pdq(frames)}))  # The merge keeps a PDQ set meanwhile.
         done += 1
     return done, failed

@@ -44,6 +44,15 @@ def pdq_of(pixels: np.ndarray) -> Pdq:
     return Pdq(hash=own, quality=int(quality), mirrored=mirrored)
 
 
+def image_pdq(frames: list[np.ndarray]) -> Pdq:
+    """An image's PDQ hash: its first frame's, or for an animation (or a multi-page TIFF) the
+    first frame that says enough to be matched, so a blank frame put first does not keep the
+    picture after it from its lists. Every frame may be hashed: bounded by the decoded pixels."""
+    hashes = (pdq_of(frame) for frame in frames)
+    first = next(hashes)
+    return first if first.matchable else next((h for h in hashes if h.matchable), first)
+
+
 def checked_hash(text: str) -> str:
     """A PDQ hash as written in a list, lower case; ValueError when it is not one."""
     value = text.strip().lower()

@@ -31,7 +31,7 @@ from pipeline.imaging.decode import DecodedImage, declared_pixels
 from pipeline.imaging.hashes import content_id, perceptual_hash
 from pipeline.imaging.model_input import model_input
 from pipeline.known.matcher import Matcher, known_gore
-from pipeline.known.pdq import pdq_of
+from pipeline.known.pdq import image_pdq
 from pipeline.metrics import DROPOUT_PASSES
 from pipeline.model_store.metadata import ModelInfo
 from pipeline.serving.resilience import Admission, with_retries
@@ -348,7 +348,7 @@ class Censorer:
         for size in sizes:  # One resize when sizes match.
             job.inputs[size] = np.stack([model_input(frame, size) for frame in decoded.frames])
         job.phash = perceptual_hash(job.inputs[self.classifier.input_size][0])  # From the small copy.
-        job.pdq = pdq_of(decoded.frames[0])
+        job.pdq = image_pdq(decoded.frames)
 
     def _stored(self, job: _Job) -> PipelineError | None:
         try:

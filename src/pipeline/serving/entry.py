@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from pipeline.active_learning import strategies
 from pipeline.config import WEB_PREFIX, Settings
 from pipeline.errors import Unavailable
 from pipeline.known.matcher import Matcher
@@ -96,13 +97,13 @@ class Entry:
         return images_app(self.store, self.views, self.access, self.stores.hash_lists)
 
     def admin_app(self) -> Starlette:
-        return admin_app(self.access, self.stores.hash_lists, self.settings.hash_list_max_bytes)
+        return admin_app(self.access, self.stores.hash_lists, self.settings.hash_list_max_bytes, self.views.matcher)
 
     def jobs_app(self) -> Starlette:
         return jobs_app(self.jobs, self.settings.jobs_root)
 
     def videos_app(self) -> Starlette:
-        return videos_app(self.stores.videos, self.settings.video_max_bytes)
+        return videos_app(self.stores.videos, self.settings.video_max_bytes, self.views.matcher)
 
     def annotation_app(self) -> Starlette:
         return annotation_app(self.annotation, self.access, self.current_censorer)
@@ -114,8 +115,13 @@ class Entry:
         return await self.censorer(self.models)
 
     def start_jobs(self, models: ModelClients) -> None:
-        """In each Censor worker: work through collection jobs and videos in the background until SIGTERM."""
+        """In each Censor worker: read the hash lists, and work through collection jobs and videos, in
+        the background until SIGTERM."""
         self.models = models  # The web app's uploads go through the same pipeline.
+        if self.views.matcher is not None:
+            self.views.matcher.start()  # Hash lists read from now on, not by the first request.
+        if self.annotation.root is not None:
+            strategies.load()  # Before the first ranking: loading it stalls the event loop.
         runner = JobRunner(
             self.jobs,
             lambda: self.censorer(models),

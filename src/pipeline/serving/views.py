@@ -188,16 +188,16 @@ class Views:
         whole: bool = False,
     ) -> list[np.ndarray]:
         """Each frame's keep mask at the original's size (1 kept, 0 censored); from `maps` (uint8,
-        as stored) when given, else from the store. `whole`: when no pixel of any frame is
-        censored, every pixel is (a listed gore image the segmenter finds nothing in)."""
+        as stored) when given, else from the store. `whole`: a frame with no pixel censored is
+        censored whole (a listed gore image, or a frame of it, the segmenter finds nothing in)."""
         assert analysis.segmentation is not None
         if maps is None:
             maps = self.store.maps(record.id, analysis.segmentation.maps)
         maps = maps.astype(np.float32) / 255.0
         threshold = self.defaults.seg_threshold_for(analysis)
         keeps = [full_size_mask(keep_mask(m, threshold), record.height, record.width, margin) for m in maps]
-        if whole and all(keep.min() > 0 for keep in keeps):
-            keeps = [np.zeros_like(keep) for keep in keeps]
+        if whole:
+            keeps = [np.zeros_like(keep) if keep.min() > 0 else keep for keep in keeps]
         return keeps
 
     def censored_fraction(

@@ -82,13 +82,15 @@ class KnownMatch(BaseModel):
         return f"on list {self.list_name} ({verdict})"
 
 
+# AUTOINCREMENT: SQLite would give a deleted list's ids (and its rows' ids) to the next one, and a
+# matcher that had read the old list would take the new one for what it had read.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hash_lists (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL, label TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL, label TEXT NOT NULL,
     tags TEXT NOT NULL, enabled INTEGER NOT NULL, kind TEXT NOT NULL, created_at TEXT NOT NULL,
     created_by TEXT NOT NULL, size INTEGER NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS list_hashes (
-    id INTEGER PRIMARY KEY, list_id INTEGER NOT NULL, hash TEXT NOT NULL, tags TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, list_id INTEGER NOT NULL, hash TEXT NOT NULL, tags TEXT NOT NULL,
     label TEXT, by_name TEXT, at TEXT, image_id TEXT, indicator_id TEXT, UNIQUE (list_id, hash));
 """
 
@@ -114,7 +116,14 @@ def _entry(row) -> ListEntry:
 
 
 def _clean_tags(tags: Iterable[str]) -> str:
-    return " ".join(dict.fromkeys(t.strip()[:100] for t in tags if t.strip()))
+    return " ".join(dict.fromkeys(_text(t.strip()[:100], "a tag") for t in tags if t.strip()))
+
+
+def _text(value: str | None, what: str) -> str | None:
+    """Text as both databases keep it: PostgreSQL refuses a NUL character, so both modes do."""
+    if value is not None and "\x00" in value:
+        raise InvalidRequest(f"{what} holds a NUL character")
+    return value
 
 
 class HashLists(TableStore):
@@ -159,6 +168,7 @@ class HashLists(TableStore):
             )
         if not source or len(source) > 200:
             raise InvalidRequest("a hash list needs a source of 1 to 200 characters")
+        _text(source, "the source")
         if label not in LABELS:
             raise InvalidRequest(f"a hash list's label is one of {', '.join(LABELS)}, not {label!r}")
         with self.database.connect() as db:
@@ -202,7 +212,8 @@ class HashLists(TableStore):
 
         for e in entries:
             at = e.at.isoformat() if e.at else None
-            rows.append((list_id, e.hash, _clean_tags(e.tags), e.label, e.by, at, e.image_id, e.indicator_id))
+            by, image_id, indicator_id = (_text(v, "an entry") for v in (e.by, e.image_id, e.indicator_id))
+            rows.append((list_id, e.hash, _clean_tags(e.tags), e.label, by, at, image_id, indicator_id))
             if len(rows) >= chunk:
                 flush()
         flush()
@@ -221,18 +232,24 @@ class HashLists(TableStore):
             ).fetchall()
         return [(row["id"], row["hash"]) for row in rows]
 
-    def matched(self, found: dict[int, int]) -> list[KnownMatch]:
-        """Row id -> distance, as matches with their lists' names and labels, nearest first."""
+    def matched(self, found: dict[int, int], most: int = 100, chunk: int = 500) -> list[KnownMatch]:
+        """Row id -> distance, as matches with their lists' names and labels: the `most` nearest,
+        gore first at a tie. Every row is read (in chunks, within SQLite's limit on parameters),
+        so a gore match is never left out for closer ones of other labels."""
         if not found:
             return []
-        marks = ", ".join("?" * len(found))
+        rows: list = []
+        ids = list(found)
         with self.database.connect() as db:
-            rows = db.execute(
-                "SELECT h.id AS row_id, h.tags AS entry_tags, h.label AS entry_label, h.by_name, h.at, h.image_id, "
-                f"l.name, l.source, l.label, l.tags FROM list_hashes h JOIN hash_lists l ON l.id = h.list_id "
-                f"WHERE h.id IN ({marks}) AND l.enabled = 1",
-                tuple(found),
-            ).fetchall()
+            for start in range(0, len(ids), chunk):
+                part = ids[start : start + chunk]
+                rows += db.execute(
+                    "SELECT h.id AS row_id, h.tags AS entry_tags, h.label AS entry_label, h.by_name, h.at, "
+                    "h.image_id, l.name, l.source, l.label, l.tags FROM list_hashes h "
+                    f"JOIN hash_lists l ON l.id = h.list_id WHERE h.id IN ({', '.join('?' * len(part))}) "
+                    "AND l.enabled = 1",
+                    tuple(part),
+                ).fetchall()
         matches = [
             KnownMatch(
                 list_name=row["name"],
@@ -246,7 +263,15 @@ class HashLists(TableStore):
             )
             for row in rows
         ]
-        return sorted(matches, key=lambda m: (m.distance, m.label != "gore", m.list_name))
+
+        def order(m: KnownMatch) -> tuple:
+            return m.distance, m.label != "gore", m.list_name
+
+        nearest = sorted(matches, key=order)
+        kept, gore = nearest[:most], next((m for m in nearest if m.label == "gore"), None)
+        if gore is not None and all(m.label != "gore" for m in kept):  # The one that makes it gore stays.
+            kept = sorted([*kept[: most - 1], gore], key=order)
+        return kept
 
     def entries(self, name: str, label: ListLabel | None = None) -> Iterator[ListEntry]:
         """The list's hashes in the order they came (for export), `label` ones only when given."""
@@ -268,8 +293,9 @@ class HashLists(TableStore):
     # ---- our own reviews ----
 
     def remember_review(self, pdq: str, verdict: Verdict, by: str, at: datetime, image_id: str) -> None:
-        """A review joins the reviews list (made on first use); a hash reviewed again takes the
-        latest verdict."""
+        """A review joins the reviews list (made on first use). A hash reviewed again takes the
+        latest verdict, except that another image's "not gore" never undoes a "gore" (fail closed:
+        only a review of the same image corrects it)."""
         with self.database.connect() as db:
             db.lock("hash_lists")
             row = db.execute("SELECT id FROM hash_lists WHERE name = ?", (REVIEWS,)).fetchone()
@@ -285,7 +311,8 @@ class HashLists(TableStore):
             db.execute(
                 "INSERT INTO list_hashes (list_id, hash, tags, label, by_name, at, image_id) "
                 "VALUES (?, ?, '', ?, ?, ?, ?) ON CONFLICT (list_id, hash) DO UPDATE SET label = excluded.label, "
-                "by_name = excluded.by_name, at = excluded.at, image_id = excluded.image_id",
+                "by_name = excluded.by_name, at = excluded.at, image_id = excluded.image_id WHERE "
+                "list_hashes.label <> 'gore' OR excluded.label = 'gore' OR list_hashes.image_id = excluded.image_id",
                 (list_id, pdq, verdict, by, at.isoformat(), image_id),
             )
             db.execute(

@@ -147,6 +147,21 @@ class VideoStore:
             raise Conflict(f"video {video_id} is {record.state}: its {kind} comes when it is done")
         return self.folder(video_id) / OUTPUTS[kind]
 
+    def censor_again(self, video_id: str) -> VideoRecord:
+        """A done video queued to be censored again (a hash list now knows frames its outputs
+        show): its outputs and cut clips are removed first, so nothing made before is served."""
+        folder = self.folder(video_id)
+        with flocked(folder / ".add"):
+            record = self.get(video_id)
+            if record.state != "done":
+                return record
+            again = record.model_copy(update={"state": "queued", "result": None, "finished_at": None})
+            self._write(again)
+            for name in OUTPUTS.values():
+                (folder / name).unlink(missing_ok=True)
+            shutil.rmtree(folder / "clips", ignore_errors=True)
+            return again
+
     def clip(self, video_id: str, name: str) -> Path:
         """Where a cut of a censored video is kept (the web app's segment reveals, made only of a
         video the caller found done): `clips/<name>`."""

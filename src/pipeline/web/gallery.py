@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.errors import Conflict, Forbidden, InvalidRequest
-from pipeline.known.matcher import verdict_of
+from pipeline.known.matcher import known_gore, verdict_of
 from pipeline.known.reviews import remember
 from pipeline.stores.gallery import FILTERS, Filter
 from pipeline.stores.people import Person
@@ -105,13 +105,15 @@ def routes(web: Web) -> list[Route]:
         kind, search = _filter(request)
         after, before = request.query_params.get("after"), request.query_params.get("before")
         page = index.page(kind, search, after=after, before=before, size=web.settings.web_page_size)
-        known = {row.id: web.views.known_hash(row.pdq) for row in page.rows if row.pdq}
+        known = {
+            row.id: [m for m in web.views.known_hash(row.pdq) if m.image_id != row.id] for row in page.rows if row.pdq
+        }
         return web.render(
             request,
             "gallery.html",
             person,
             page=page,
-            known={k: v[0] for k, v in known.items() if v},
+            known={k: known_gore(v) or v[0] for k, v in known.items() if v},  # The badge says gore when any does.
             kind=kind,
             search=search,
             filters=FILTERS,

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from pipeline.errors import Forbidden, InvalidRequest, NotFound
 from pipeline.files.locks import flocked
+from pipeline.known.videos import CensoredVideos
 from pipeline.stores.people import Person
 from pipeline.stores.video_records import GoreSegment, VideoRecord
 from pipeline.video.clips import write_clip
@@ -57,11 +58,11 @@ def routes(web: Web) -> list[Route]:
         own = person.user.blur_strength
         return web.settings.web_blur_strength if own is None else own
 
+    checked = CensoredVideos(videos, web.views.matcher)
+
     def done(video_id: str) -> VideoRecord:
-        record = videos.get(video_id)
-        if record.state != "done" or record.result is None:
-            raise NotFound(f"video {video_id} is {record.state}: nothing of it can be shown yet")
-        return record
+        """Done, and checked against the hash lists as they are now (else 409: being censored again)."""
+        return checked.done(video_id)
 
     def segment(record: VideoRecord, raw: str) -> tuple[int, GoreSegment]:
         assert record.result is not None

@@ -8,6 +8,7 @@ from pipeline.known.pdq import checked_hash
 from pipeline.stores.hash_lists import ListEntry
 
 PDQ_NAMES = frozenset({"pdq", "hash_pdq"})  # SignalType.get_name(), and ThreatExchange's indicator type.
+MOST_KINDS = 20  # Other signal types counted by name; past that, as "other" (the answer names them all).
 
 
 def read(lines: Iterable[str], skipped: dict[str, int]) -> Iterator[ListEntry]:
@@ -19,7 +20,8 @@ def read(lines: Iterable[str], skipped: dict[str, int]) -> Iterator[ListEntry]:
         if not signal:  # A bare hash: the file is of one type, PDQ.
             kind, signal = "pdq", kind
         if kind.lower() not in PDQ_NAMES:
-            skipped[kind[:40]] = skipped.get(kind[:40], 0) + 1
+            kind = kind[:40] if kind[:40] in skipped or len(skipped) < MOST_KINDS else "other"
+            skipped[kind] = skipped.get(kind, 0) + 1
             continue
         try:
             yield ListEntry(hash=checked_hash(signal))

@@ -10,12 +10,13 @@ from anyio import to_thread
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pipeline.errors import InvalidRequest, NotFound
 from pipeline.known.formats import FORMATS
 from pipeline.known.lists import export_list, import_list
+from pipeline.known.matcher import Matcher
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, handled
@@ -47,7 +48,12 @@ def _choice(request: Request, name: str, choices, default: str | None = None) ->
     return value
 
 
-def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int) -> Starlette:
+def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int, matcher: Matcher | None = None) -> Starlette:
+    def changed() -> None:
+        """This process matches with a change before answering it (other replicas: within the refresh)."""
+        if matcher is not None:
+            matcher.refresh(force=True)
+
     def tokens(request: Request, asked: TokenRequest | None = None):  # One route for both methods: 405s list both.
         if asked is None:
             return JSONResponse([t.model_dump(mode="json") for t in access.tokens()])
@@ -107,6 +113,7 @@ def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int) -> St
                 enabled=params.get("enabled", "true") != "false",
             )
             access.audit(who, "hash list imported", None, f"{made.name}: {made.size} hashes, {made.label}")
+            changed()
             return HashListImported(list=made, imported=read, skipped=skipped)
 
         made = await to_thread.run_sync(work)
@@ -117,12 +124,14 @@ def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int) -> St
         if request.method == "DELETE":
             gone = lists.delete(name)
             access.audit(who, "hash list deleted", None, gone.name)
+            changed()
             return JSONResponse(gone.model_dump(mode="json"))
         if asked is None:
             return JSONResponse(lists.get(name).model_dump(mode="json"))
-        changed = lists.set_enabled(name, asked.enabled)
-        access.audit(who, "hash list " + ("enabled" if asked.enabled else "disabled"), None, changed.name)
-        return JSONResponse(changed.model_dump(mode="json"))
+        now = lists.set_enabled(name, asked.enabled)
+        access.audit(who, "hash list " + ("enabled" if asked.enabled else "disabled"), None, now.name)
+        changed()
+        return JSONResponse(now.model_dump(mode="json"))
 
     def hash_list_export(request: Request):
         name = request.path_params["name"]
@@ -130,11 +139,11 @@ def admin_app(access: AccessStore, lists: HashLists, most_list_bytes: int) -> St
         label = request.query_params.get("label")
         if label is not None:
             label = _choice(request, "label", LABELS)
-        text = "".join(export_list(lists, name, format, label))
+        lines = export_list(lists, name, format, label)  # A missing list is refused here, before any byte.
         access.audit(principal(request.scope).name, "hash list exported", None, f"{name} ({format})")
         filename = f"{name}.{'csv' if format == 'hma-csv' else 'txt'}"
-        return Response(
-            text, media_type="text/plain", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        return StreamingResponse(  # Read from the tables as it is sent (in a thread): never held whole.
+            lines, media_type="text/plain", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
         )
 
     return Starlette(

@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from pipeline.errors import InvalidRequest, UnsupportedImage, UploadTooLarge
 from pipeline.files.kinds import VIDEO_NAMES, video_container
+from pipeline.known.matcher import Matcher
+from pipeline.known.videos import CensoredVideos
 from pipeline.serving.access import principal
 from pipeline.serving.openapi import json_answer, operation, ref
 from pipeline.serving.routes.handling import JSON_ERRORS, NO_STORE, handled
@@ -28,7 +30,9 @@ OUTPUT_TYPES["masks.jsonl"] = ("masks", "application/x-ndjson")
 OUTPUT_TYPES["markers.edl"] = ("markers", "text/plain; charset=us-ascii")
 
 
-def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
+def videos_app(videos: VideoStore, max_bytes: int, matcher: Matcher | None = None) -> Starlette:
+    checked = CensoredVideos(videos, matcher)  # Outputs made before a gore list knew the video: made again.
+
     async def upload(request: Request):
         """The body to a private spool file, counted as it arrives: past `max_bytes` it stops (a body
         that stops arriving is a 408 from BodyLimit, before this sees it end)."""
@@ -72,7 +76,7 @@ def videos_app(videos: VideoStore, max_bytes: int) -> Starlette:
 
     def output(request: Request):
         kind, media_type = OUTPUT_TYPES[request.url.path.rsplit("/", 1)[-1]]
-        path = videos.output(request.path_params["video_id"], kind)
+        path = videos.output(checked.done(request.path_params["video_id"]).id, kind)
         return FileResponse(path, media_type=media_type, headers=NO_STORE)
 
     async def videos_route(request: Request):  # One route for both methods, so 405s list them both.
