@@ -106,11 +106,15 @@ class Views:
         """What the enabled hash lists know of this image, now. Blocks: call it in a thread."""
         if self.matcher is None:
             return []
-        return [m for m in self.matcher.match(record.pdq) if m.image_id != record.id]  # Not its own review.
+        return self.known_hash(record.id, record.pdq)
 
-    def known_hash(self, pdq: str) -> list[KnownMatch]:
-        """The same for a PDQ hash already known to be good enough to match (the gallery index's)."""
-        return self.matcher.match(Pdq(hash=pdq, quality=100)) if self.matcher is not None else []
+    def known_hash(self, image_id: str, pdq: Pdq | str | None) -> list[KnownMatch]:
+        """The same from an image's id and hash (a bare hex hash: the gallery index's, already known
+        to be good enough to match)."""
+        if self.matcher is None:
+            return []
+        pdq = Pdq(hash=pdq, quality=100) if isinstance(pdq, str) else pdq
+        return [m for m in self.matcher.match(pdq) if m.image_id != image_id]  # Not its own review.
 
     def whole(self, record: ImageRecord) -> bool:
         """A listed gore image: censored whole when its segmentation finds nothing (fail closed)."""

@@ -232,7 +232,7 @@ class HashLists(TableStore):
             ).fetchall()
         return [(row["id"], row["hash"]) for row in rows]
 
-    def matched(self, found: dict[int, int], most: int = 100, chunk: int = 500) -> list[KnownMatch]:
+    def matched(self, found: dict[int, int], most: int, chunk: int = 500) -> list[KnownMatch]:
         """Row id -> distance, as matches with their lists' names and labels: the `most` nearest,
         gore first at a tie. Every row is read (in chunks, within SQLite's limit on parameters),
         so a gore match is never left out for closer ones of other labels."""

@@ -105,9 +105,7 @@ def routes(web: Web) -> list[Route]:
         kind, search = _filter(request)
         after, before = request.query_params.get("after"), request.query_params.get("before")
         page = index.page(kind, search, after=after, before=before, size=web.settings.web_page_size)
-        known = {
-            row.id: [m for m in web.views.known_hash(row.pdq) if m.image_id != row.id] for row in page.rows if row.pdq
-        }
+        known = {row.id: web.views.known_hash(row.id, row.pdq) for row in page.rows if row.pdq}
         return web.render(
             request,
             "gallery.html",

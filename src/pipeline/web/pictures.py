@@ -39,10 +39,12 @@ THUMB_MIN_MARGIN = 2.0  # Model pixels: thumbnails widen the censored region at 
 # the deployment's margin (margin 0 leaves about a tenth of gore edges visible; README "leak").
 
 
-def treatment(record: ImageRecord, analysis: Analysis, views: Views) -> Treatment:
+def treatment(record: ImageRecord, analysis: Analysis, views: Views, whole: bool | None = None) -> Treatment:
+    """`whole`: whether a gore list hides it whole, when the caller has asked already (else asked here)."""
     model_gore = analysis.gore_probability >= views.defaults.threshold_for(analysis)
     review = record.latest_review()
-    if not model_gore and (review is None or review.verdict == "not_gore") and not views.whole(record):
+    listed = views.whole(record) if whole is None else whole
+    if not model_gore and (review is None or review.verdict == "not_gore") and not listed:
         return "clean"
     return "censored" if analysis.segmentation is not None else "withheld"
 
@@ -130,9 +132,9 @@ class Pictures:
     # ---- what anyone with the analyst role may see ----
 
     def thumbnail(self, record: ImageRecord, analysis: Analysis, strength: int) -> bytes:
-        how = self.treatment(record, analysis)
         # Whether a gore list hides it whole is part of the key: a list enabled later changes the picture.
         whole = self.views.whole(record)
+        how = treatment(record, analysis, self.views, whole)
         key = (record.id, analysis.key, how, strength if how == "censored" else None, self.views.defaults.margin, whole)
         with self._lock:
             if key in self._thumbs:
